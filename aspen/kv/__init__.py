@@ -1,0 +1,96 @@
+"""Aspen's replicated key-value state machine: commands, validation, the log codec and the machine.
+
+This package is pure: no asyncio, no I/O, no clock, no randomness, and no imports from the Raft,
+RPC, node or API layers. The node validates a command (`validate`), encodes it into a log entry
+(`encode_batch`), and once the entry is committed decodes it (`decode_batch`) and applies each
+command with the entry's index (`KvStateMachine.apply`). Reads are served by `KvStateMachine.read`,
+`scan` and `batch_read` after the node's ReadIndex barrier.
+"""
+
+from aspen.kv.codec import decode_batch, decode_command, encode_batch, encode_command
+from aspen.kv.commands import (
+    BatchOp,
+    BatchRead,
+    BatchReadResult,
+    BatchWrite,
+    BatchWriteResult,
+    CasResult,
+    Command,
+    CommandResult,
+    CompareAndDelete,
+    CompareAndSwap,
+    Condition,
+    ConditionalBatchWrite,
+    ConditionalBatchWriteResult,
+    Delete,
+    DeleteOp,
+    DeleteResult,
+    KeyExists,
+    KeyNotExists,
+    Query,
+    QueryResult,
+    Read,
+    ReadResult,
+    Scan,
+    ScanEntry,
+    ScanResult,
+    SetOp,
+    ValueEquals,
+    Write,
+    WriteResult,
+)
+from aspen.kv.entry import KvEntry
+from aspen.kv.limits import (
+    DEFAULT_SCAN_LIMIT,
+    MAX_BATCH_OPS,
+    MAX_KEY_SIZE,
+    MAX_SCAN_RESULTS,
+    MAX_VALUE_SIZE,
+)
+from aspen.kv.machine import CONDITION_NOT_MET, KvStateMachine
+from aspen.kv.validation import validate
+
+__all__ = [
+    "CONDITION_NOT_MET",
+    "DEFAULT_SCAN_LIMIT",
+    "MAX_BATCH_OPS",
+    "MAX_KEY_SIZE",
+    "MAX_SCAN_RESULTS",
+    "MAX_VALUE_SIZE",
+    "BatchOp",
+    "BatchRead",
+    "BatchReadResult",
+    "BatchWrite",
+    "BatchWriteResult",
+    "CasResult",
+    "Command",
+    "CommandResult",
+    "CompareAndDelete",
+    "CompareAndSwap",
+    "Condition",
+    "ConditionalBatchWrite",
+    "ConditionalBatchWriteResult",
+    "Delete",
+    "DeleteOp",
+    "DeleteResult",
+    "KeyExists",
+    "KeyNotExists",
+    "KvEntry",
+    "KvStateMachine",
+    "Query",
+    "QueryResult",
+    "Read",
+    "ReadResult",
+    "Scan",
+    "ScanEntry",
+    "ScanResult",
+    "SetOp",
+    "ValueEquals",
+    "Write",
+    "WriteResult",
+    "decode_batch",
+    "decode_command",
+    "encode_batch",
+    "encode_command",
+    "validate",
+]

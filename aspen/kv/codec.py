@@ -1,0 +1,301 @@
+"""Encoding of KV commands for the Raft log.
+
+A command is encoded as a msgpack array `[tag, *fields]`: a small integer tag per command type and
+the fields by position (no field names), bytes as msgpack bin, str as msgpack str, None as nil.
+Batch operations and conditions are flattened into one array instead of one array each:
+
+    Write                  [1, key, value, lease_id]
+    Delete                 [2, key]
+    CompareAndSwap         [3, key, expected, new_value]
+    CompareAndDelete       [4, key, expected]
+    BatchWrite             [5, ops]                 ops = [key, value-or-nil, ...]  (nil = DeleteOp)
+    ConditionalBatchWrite  [6, conditions, ops]     conditions = [kind, key, (expected,) ...]
+                                                    kind 0 = ValueEquals (has expected),
+                                                    1 = KeyExists, 2 = KeyNotExists
+
+A log entry's payload (`encode_batch`) is a msgpack array of such commands.
+
+Invariants:
+- Tags and layouts are persistent (they live in WALs and snapshots of the log): never renumber or
+  reorder; add new commands under new tags. Reserved: 1-15 KV, 16-31 leases, 32-63 coordination.
+- Round trips are exact: `decode_command(encode_command(c)) == c` for every command with fields of
+  the declared types (bytes stay bytes, None stays None, sequences come back as tuples).
+- Decoding checks structure and field types strictly and raises `ValueError`, and nothing else, on
+  any malformed input. It does not check limits: that is `validate`'s job, at apply time, so that
+  an over-limit entry still decodes and fails the same way on every replica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import msgpack
+
+from aspen.kv.commands import (
+    BatchOp,
+    BatchWrite,
+    Command,
+    CompareAndDelete,
+    CompareAndSwap,
+    Condition,
+    ConditionalBatchWrite,
+    Delete,
+    DeleteOp,
+    KeyExists,
+    KeyNotExists,
+    SetOp,
+    ValueEquals,
+    Write,
+)
+
+TAG_WRITE: Final = 1
+TAG_DELETE: Final = 2
+TAG_COMPARE_AND_SWAP: Final = 3
+TAG_COMPARE_AND_DELETE: Final = 4
+TAG_BATCH_WRITE: Final = 5
+TAG_CONDITIONAL_BATCH_WRITE: Final = 6
+
+_COND_VALUE_EQUALS: Final = 0
+_COND_KEY_EXISTS: Final = 1
+_COND_KEY_NOT_EXISTS: Final = 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Field checks for decoding. Exact type checks: msgpack only produces these exact types, and `bool`
+# must not pass as an int.
+
+
+def _str(x: object) -> str:
+    if type(x) is not str:
+        raise ValueError(f"expected str, got {type(x).__name__}")
+    return x
+
+
+def _bytes(x: object) -> bytes:
+    if type(x) is not bytes:
+        raise ValueError(f"expected bytes, got {type(x).__name__}")
+    return x
+
+
+def _opt_bytes(x: object) -> bytes | None:
+    return None if x is None else _bytes(x)
+
+
+def _opt_int(x: object) -> int | None:
+    if x is None:
+        return None
+    if type(x) is not int:
+        raise ValueError(f"expected int or nil, got {type(x).__name__}")
+    return x
+
+
+def _list(x: object) -> list[Any]:
+    if type(x) is not list:
+        raise ValueError(f"expected array, got {type(x).__name__}")
+    return x
+
+
+def _fields(obj: list[Any], count: int) -> list[Any]:
+    if len(obj) != count + 1:
+        raise ValueError(f"command tag {obj[0]} needs {count} fields, got {len(obj) - 1}")
+    return obj[1:]
+
+
+# ------------------------------------------------------------------------------------------------
+# Batch ops and conditions (flattened)
+
+
+def _encode_ops(ops: Sequence[BatchOp]) -> list[Any]:
+    flat: list[Any] = []
+    for op in ops:
+        if isinstance(op, SetOp):
+            flat += (op.key, op.value)
+        elif isinstance(op, DeleteOp):
+            flat += (op.key, None)
+        else:
+            raise TypeError(f"not a batch operation: {type(op).__name__}")
+    return flat
+
+
+def _decode_ops(obj: object) -> tuple[BatchOp, ...]:
+    flat = _list(obj)
+    if len(flat) % 2:
+        raise ValueError("batch operations: odd array length")
+    ops: list[BatchOp] = []
+    for i in range(0, len(flat), 2):
+        key = _str(flat[i])
+        value = _opt_bytes(flat[i + 1])
+        ops.append(DeleteOp(key) if value is None else SetOp(key, value))
+    return tuple(ops)
+
+
+def _encode_conditions(conditions: Sequence[Condition]) -> list[Any]:
+    flat: list[Any] = []
+    for cond in conditions:
+        if isinstance(cond, ValueEquals):
+            flat += (_COND_VALUE_EQUALS, cond.key, cond.expected)
+        elif isinstance(cond, KeyExists):
+            flat += (_COND_KEY_EXISTS, cond.key)
+        elif isinstance(cond, KeyNotExists):
+            flat += (_COND_KEY_NOT_EXISTS, cond.key)
+        else:
+            raise TypeError(f"not a condition: {type(cond).__name__}")
+    return flat
+
+
+def _decode_conditions(obj: object) -> tuple[Condition, ...]:
+    flat = _list(obj)
+    conditions: list[Condition] = []
+    i = 0
+    try:
+        while i < len(flat):
+            kind = flat[i]
+            key = _str(flat[i + 1])
+            if kind == _COND_VALUE_EQUALS and type(kind) is int:
+                conditions.append(ValueEquals(key, _bytes(flat[i + 2])))
+                i += 3
+            elif kind == _COND_KEY_EXISTS and type(kind) is int:
+                conditions.append(KeyExists(key))
+                i += 2
+            elif kind == _COND_KEY_NOT_EXISTS and type(kind) is int:
+                conditions.append(KeyNotExists(key))
+                i += 2
+            else:
+                raise ValueError(f"unknown condition kind {kind!r}")
+    except IndexError:
+        raise ValueError("conditions: truncated array") from None
+    return tuple(conditions)
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-command codecs, dispatched by type (encode) and tag (decode): adding a command is one entry in
+# each table, not another branch.
+
+
+def _enc_write(c: Write) -> list[Any]:
+    return [TAG_WRITE, c.key, c.value, c.lease_id]
+
+
+def _dec_write(f: list[Any]) -> Write:
+    key, value, lease_id = _fields(f, 3)
+    return Write(_str(key), _bytes(value), _opt_int(lease_id))
+
+
+def _enc_delete(c: Delete) -> list[Any]:
+    return [TAG_DELETE, c.key]
+
+
+def _dec_delete(f: list[Any]) -> Delete:
+    (key,) = _fields(f, 1)
+    return Delete(_str(key))
+
+
+def _enc_cas(c: CompareAndSwap) -> list[Any]:
+    return [TAG_COMPARE_AND_SWAP, c.key, c.expected, c.new_value]
+
+
+def _dec_cas(f: list[Any]) -> CompareAndSwap:
+    key, expected, new_value = _fields(f, 3)
+    return CompareAndSwap(_str(key), _opt_bytes(expected), _bytes(new_value))
+
+
+def _enc_cad(c: CompareAndDelete) -> list[Any]:
+    return [TAG_COMPARE_AND_DELETE, c.key, c.expected]
+
+
+def _dec_cad(f: list[Any]) -> CompareAndDelete:
+    key, expected = _fields(f, 2)
+    return CompareAndDelete(_str(key), _bytes(expected))
+
+
+def _enc_batch(c: BatchWrite) -> list[Any]:
+    return [TAG_BATCH_WRITE, _encode_ops(c.ops)]
+
+
+def _dec_batch(f: list[Any]) -> BatchWrite:
+    (ops,) = _fields(f, 1)
+    return BatchWrite(_decode_ops(ops))
+
+
+def _enc_conditional_batch(c: ConditionalBatchWrite) -> list[Any]:
+    return [TAG_CONDITIONAL_BATCH_WRITE, _encode_conditions(c.conditions), _encode_ops(c.ops)]
+
+
+def _dec_conditional_batch(f: list[Any]) -> ConditionalBatchWrite:
+    conditions, ops = _fields(f, 2)
+    return ConditionalBatchWrite(_decode_conditions(conditions), _decode_ops(ops))
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
+    Write: _enc_write,
+    Delete: _enc_delete,
+    CompareAndSwap: _enc_cas,
+    CompareAndDelete: _enc_cad,
+    BatchWrite: _enc_batch,
+    ConditionalBatchWrite: _enc_conditional_batch,
+}
+
+_DECODERS: dict[int, Callable[[list[Any]], Command]] = {
+    TAG_WRITE: _dec_write,
+    TAG_DELETE: _dec_delete,
+    TAG_COMPARE_AND_SWAP: _dec_cas,
+    TAG_COMPARE_AND_DELETE: _dec_cad,
+    TAG_BATCH_WRITE: _dec_batch,
+    TAG_CONDITIONAL_BATCH_WRITE: _dec_conditional_batch,
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API
+
+
+def encode_command(cmd: Command) -> list[Any]:
+    """The msgpack-ready form of `cmd`. Raises `TypeError` if `cmd` is not a KV command."""
+    encoder = _ENCODERS.get(type(cmd))
+    if encoder is None:
+        raise TypeError(f"not a KV command: {type(cmd).__name__}")
+    return encoder(cmd)
+
+
+def decode_command(obj: object) -> Command:
+    """Inverse of `encode_command` (on the msgpack-decoded object). Raises `ValueError` if malformed."""
+    items = _list(obj)
+    if not items:
+        raise ValueError("empty command array")
+    tag = items[0]
+    decoder = _DECODERS.get(tag) if type(tag) is int else None
+    if decoder is None:
+        raise ValueError(f"unknown command tag {tag!r}")
+    return decoder(items)
+
+
+def encode_batch(cmds: Sequence[Command]) -> bytes:
+    """One log entry's payload: the commands, in order, as a msgpack array."""
+    packed: bytes = msgpack.packb([encode_command(cmd) for cmd in cmds], use_bin_type=True)
+    return packed
+
+
+def decode_batch(data: bytes) -> list[Command]:
+    """Inverse of `encode_batch`. Raises `ValueError` (only) on any malformed input."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ValueError(f"expected bytes, got {type(data).__name__}")
+    try:
+        obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several types (incl. TypeError) on garbage: normalize.
+        raise ValueError(f"malformed command batch: {exc}") from exc
+    return [decode_command(item) for item in _list(obj)]
+
+
+__all__ = [
+    "TAG_BATCH_WRITE",
+    "TAG_COMPARE_AND_DELETE",
+    "TAG_COMPARE_AND_SWAP",
+    "TAG_CONDITIONAL_BATCH_WRITE",
+    "TAG_DELETE",
+    "TAG_WRITE",
+    "decode_batch",
+    "decode_command",
+    "encode_batch",
+    "encode_command",
+]
