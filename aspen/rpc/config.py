@@ -1,0 +1,116 @@
+"""Settings shared by the RPC server and client, and the wire-level constants.
+
+Wire protocol (ALPN ``aspen-client``): the client opens one bidirectional
+QUIC stream per request, writes the request frame and FIN; the server writes
+the response frame and FIN.  Frames are opaque bytes to this layer.  A stream
+ended with RESET_STREAM carries one of the ``STREAM_ERR_*`` codes below.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+
+if TYPE_CHECKING:
+    from aspen.rpc.identity import NodeIdentity
+
+__all__ = [
+    "ALPN",
+    "CONN_ERR_SHUTDOWN",
+    "CONN_ERR_TOO_MANY_CONNECTIONS",
+    "MAX_MESSAGE",
+    "STREAM_ERR_BUSY",
+    "STREAM_ERR_CANCELLED",
+    "STREAM_ERR_HANDLER",
+    "STREAM_ERR_OVERSIZE",
+    "AspenQuicConfiguration",
+]
+
+logger = logging.getLogger(__name__)
+
+ALPN = "aspen-client"
+MAX_MESSAGE = 16 * 1024 * 1024
+"""Largest request (and, by default, response) frame in bytes."""
+
+# Application error codes (QUIC leaves their meaning to the application).
+STREAM_ERR_OVERSIZE = 0x101
+STREAM_ERR_BUSY = 0x102
+STREAM_ERR_HANDLER = 0x103
+STREAM_ERR_CANCELLED = 0x104
+CONN_ERR_SHUTDOWN = 0x110
+CONN_ERR_TOO_MANY_CONNECTIONS = 0x111
+
+# Measured: with the kernel default (~208 KiB) a burst of 256 responses on
+# loopback overflows the receive queue and costs a retransmit round trip.
+SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AspenQuicConfiguration:
+    """Tunables for one side of an Aspen QUIC connection.
+
+    ``max_streams_bidi`` is the number of requests a client may have open on
+    one connection at once; the server announces it and extra client streams
+    queue inside the client's QUIC stack until earlier ones finish.
+    """
+
+    idle_timeout: float = 60.0
+    max_datagram_size: int = 1350
+    max_streams_bidi: int = 256
+    # Flow-control windows: aioquic doubles them as data is consumed, so these
+    # only set the starting point; larger starts avoid slow ramp-up on 10 MiB frames.
+    max_data: int = 8 * 1024 * 1024
+    max_stream_data: int = 2 * 1024 * 1024
+
+    def server(self, identity: NodeIdentity) -> QuicConfiguration:
+        config = self._base(is_client=False)
+        config.certificate = identity.certificate
+        config.private_key = identity.private_key
+        return config
+
+    def client(self) -> QuicConfiguration:
+        config = self._base(is_client=True)
+        # No CA verification: the server's certificate is self-signed.  The
+        # client pins the certificate's public key after the handshake instead
+        # (see RpcConnection.connect), which is strictly stronger.
+        config.verify_mode = ssl.CERT_NONE
+        return config
+
+    def _base(self, *, is_client: bool) -> QuicConfiguration:
+        return QuicConfiguration(
+            alpn_protocols=[ALPN],
+            is_client=is_client,
+            idle_timeout=self.idle_timeout,
+            max_datagram_size=self.max_datagram_size,
+            max_data=self.max_data,
+            max_stream_data=self.max_stream_data,
+        )
+
+    def apply_stream_limit(self, quic: QuicConnection) -> None:
+        """Raise the peer's concurrent bidirectional stream limit above aioquic's fixed 128.
+
+        aioquic has no configuration knob for it; the initial limit is read from
+        ``_local_max_streams_bidi`` when the transport parameters are serialized
+        during the handshake, so this must run before the first datagram.
+        """
+        limit: Any = getattr(quic, "_local_max_streams_bidi", None)
+        if limit is None or not hasattr(limit, "value") or not hasattr(limit, "sent"):
+            logger.warning("aioquic internals changed; concurrent streams stay at the default limit")
+            return
+        limit.value = self.max_streams_bidi
+        limit.sent = self.max_streams_bidi
+
+
+def tune_socket(sock: Any) -> None:
+    """Enlarge the UDP socket buffers; the kernel may cap them (net.core.rmem_max)."""
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER_BYTES)
+        except OSError as exc:  # not fatal: only throughput suffers
+            logger.debug("setsockopt(%s) failed: %s", opt, exc)
