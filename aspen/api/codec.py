@@ -1,0 +1,90 @@
+"""Bytes <-> wire models. The only place frames are (de)serialised.
+
+Request frame: msgpack map `{"v": PROTOCOL_VERSION, "auth": <32-byte cookie proof>, "req": {...}}`.
+Response frame: the response map itself. Decoding a request never raises anything but `AspenError`
+subclasses, so the node can answer every malformed frame with a precise `Error`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import msgpack
+from pydantic import ValidationError
+
+from aspen.api.errors import AspenError, InvalidRequestError, UnauthorizedError, error_from_wire
+from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
+from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_ADAPTER, Error, Request, Response
+
+
+def encode_request(request: Request, auth: bytes) -> bytes:
+    body = request.model_dump()
+    frame: bytes = msgpack.packb({"v": PROTOCOL_VERSION, "auth": auth, "req": body}, use_bin_type=True)
+    return frame
+
+
+def _unpack(data: bytes) -> Any:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidRequestError(f"message of {len(data)} bytes exceeds maximum of {MAX_MESSAGE_BYTES}")
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises many types (ExtraData, ValueError, UnicodeDecodeError...)
+        raise InvalidRequestError(f"undecodable frame: {type(exc).__name__}") from None
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "request"
+    return f"invalid request: {where}: {first['msg']}"
+
+
+def decode_request(data: bytes, expected_auth: bytes) -> Request:
+    """Validate an untrusted request frame: envelope, version, cookie proof, then the request."""
+    frame = _unpack(data)
+    if not isinstance(frame, dict):
+        raise InvalidRequestError("invalid request: frame is not a map")
+    if frame.get("v") != PROTOCOL_VERSION:
+        raise InvalidRequestError(
+            f"unsupported protocol version {frame.get('v')!r} (want {PROTOCOL_VERSION})"
+        )
+    auth = frame.get("auth")
+    if not isinstance(auth, bytes) or not hmac.compare_digest(auth, expected_auth):
+        raise UnauthorizedError("invalid cluster cookie")
+    body = frame.get("req")
+    if not isinstance(body, dict):
+        raise InvalidRequestError("invalid request: missing request map")
+    if not isinstance(body.get("type"), str):
+        raise InvalidRequestError("invalid request: missing variant 'type'")
+    try:
+        return REQUEST_ADAPTER.validate_python(body)
+    except ValidationError as err:
+        if err.errors(include_url=False)[0]["type"] == "union_tag_invalid":
+            raise InvalidRequestError(f"unknown request variant {body['type']!r}") from None
+        raise InvalidRequestError(_describe(err)) from None
+
+
+def encode_response(response: Response) -> bytes:
+    frame: bytes = msgpack.packb(response.model_dump(), use_bin_type=True)
+    return frame
+
+
+def encode_error(err: AspenError) -> bytes:
+    leader = getattr(err, "leader_id", None)
+    return encode_response(Error(code=err.code.value, message=err.message, leader_id=leader))
+
+
+def decode_response(data: bytes) -> Response:
+    """Client side. A malformed response is the node's fault: `InternalError`, never a crash."""
+    try:
+        frame = msgpack.unpackb(data, raw=False)
+        return RESPONSE_ADAPTER.validate_python(frame)
+    except Exception as exc:
+        raise error_from_wire("INTERNAL_ERROR", f"malformed response from node: {exc}") from None
+
+
+def raise_for_error(response: Response) -> Response:
+    """Turn a wire `Error` into its exception; pass every other response through."""
+    if isinstance(response, Error):
+        raise error_from_wire(response.code, response.message, response.leader_id)
+    return response

@@ -1,0 +1,416 @@
+"""Wire schema: the tagged-enum requests and responses of the client RPC.
+
+Each frame is a msgpack map `{"type": "<VariantName>", ...fields}` with the variant and field names of
+the reference. Untrusted input is validated here, once, in strict mode (no coercion: a string where
+bytes are expected is an error, not a conversion). Inside the node these models are turned into the
+plain dataclasses of `aspen.kv` right away.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+# u64 on the wire; Python ints are unbounded, so bound them here rather than deep inside.
+U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
+NodeIdField = Annotated[int, Field(ge=1, le=2**64 - 1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------- requests --
+class GetHealth(_Model):
+    type: Literal["GetHealth"] = "GetHealth"
+
+
+class GetRaftMetrics(_Model):
+    type: Literal["GetRaftMetrics"] = "GetRaftMetrics"
+
+
+class GetLeader(_Model):
+    type: Literal["GetLeader"] = "GetLeader"
+
+
+class GetNodeInfo(_Model):
+    type: Literal["GetNodeInfo"] = "GetNodeInfo"
+
+
+class GetClusterTicket(_Model):
+    type: Literal["GetClusterTicket"] = "GetClusterTicket"
+
+
+class InitCluster(_Model):
+    type: Literal["InitCluster"] = "InitCluster"
+
+
+class Ping(_Model):
+    type: Literal["Ping"] = "Ping"
+
+
+class GetClusterState(_Model):
+    type: Literal["GetClusterState"] = "GetClusterState"
+
+
+class GetMetrics(_Model):
+    type: Literal["GetMetrics"] = "GetMetrics"
+
+
+class TriggerSnapshot(_Model):
+    type: Literal["TriggerSnapshot"] = "TriggerSnapshot"
+
+
+class AddLearner(_Model):
+    type: Literal["AddLearner"] = "AddLearner"
+    node_id: NodeIdField
+    #: EndpointAddr JSON: {"id": "<hex64>", "addrs": [{"Ip": "host:port"}, ...]}
+    addr: str
+
+
+class ChangeMembership(_Model):
+    type: Literal["ChangeMembership"] = "ChangeMembership"
+    members: list[NodeIdField]
+
+
+class PromoteLearner(_Model):
+    type: Literal["PromoteLearner"] = "PromoteLearner"
+    learner_id: NodeIdField
+    replace_node: NodeIdField | None = None
+    is_force: bool = False
+
+
+class ReadKey(_Model):
+    type: Literal["ReadKey"] = "ReadKey"
+    key: str
+    #: Serve from the contacted node's local state without a ReadIndex barrier (may be stale).
+    stale: bool = False
+
+
+class WriteKey(_Model):
+    type: Literal["WriteKey"] = "WriteKey"
+    key: str
+    value: bytes
+
+
+class DeleteKey(_Model):
+    type: Literal["DeleteKey"] = "DeleteKey"
+    key: str
+
+
+class CompareAndSwapKey(_Model):
+    type: Literal["CompareAndSwapKey"] = "CompareAndSwapKey"
+    key: str
+    expected: bytes | None = None
+    new_value: bytes
+
+
+class CompareAndDeleteKey(_Model):
+    type: Literal["CompareAndDeleteKey"] = "CompareAndDeleteKey"
+    key: str
+    expected: bytes
+
+
+class ScanKeys(_Model):
+    type: Literal["ScanKeys"] = "ScanKeys"
+    prefix: str = ""
+    limit: U32 | None = None
+    continuation_token: str | None = None
+    stale: bool = False
+
+
+class BatchRead(_Model):
+    type: Literal["BatchRead"] = "BatchRead"
+    keys: list[str]
+    stale: bool = False
+
+
+class SetOperation(_Model):
+    type: Literal["Set"] = "Set"
+    key: str
+    value: bytes
+
+
+class DeleteOperation(_Model):
+    type: Literal["Delete"] = "Delete"
+    key: str
+
+
+Operation = Annotated[SetOperation | DeleteOperation, Field(discriminator="type")]
+
+
+class BatchWrite(_Model):
+    type: Literal["BatchWrite"] = "BatchWrite"
+    operations: list[Operation]
+
+
+class ValueEquals(_Model):
+    type: Literal["ValueEquals"] = "ValueEquals"
+    key: str
+    expected: bytes
+
+
+class KeyExists(_Model):
+    type: Literal["KeyExists"] = "KeyExists"
+    key: str
+
+
+class KeyNotExists(_Model):
+    type: Literal["KeyNotExists"] = "KeyNotExists"
+    key: str
+
+
+Condition = Annotated[ValueEquals | KeyExists | KeyNotExists, Field(discriminator="type")]
+
+
+class ConditionalBatchWrite(_Model):
+    type: Literal["ConditionalBatchWrite"] = "ConditionalBatchWrite"
+    conditions: list[Condition]
+    operations: list[Operation]
+
+
+Request = Annotated[
+    GetHealth
+    | GetRaftMetrics
+    | GetLeader
+    | GetNodeInfo
+    | GetClusterTicket
+    | InitCluster
+    | Ping
+    | GetClusterState
+    | GetMetrics
+    | TriggerSnapshot
+    | AddLearner
+    | ChangeMembership
+    | PromoteLearner
+    | ReadKey
+    | WriteKey
+    | DeleteKey
+    | CompareAndSwapKey
+    | CompareAndDeleteKey
+    | ScanKeys
+    | BatchRead
+    | BatchWrite
+    | ConditionalBatchWrite,
+    Field(discriminator="type"),
+]
+
+REQUEST_ADAPTER: TypeAdapter[Request] = TypeAdapter(Request)
+
+#: Requests served before the cluster is initialised (reference §4.5, "bootstrap ops").
+BOOTSTRAP_REQUESTS = frozenset(
+    {"Ping", "GetHealth", "GetNodeInfo", "GetClusterTicket", "GetRaftMetrics", "InitCluster", "GetMetrics"}
+)
+
+
+# -------------------------------------------------------------------------------------- responses --
+class Error(_Model):
+    type: Literal["Error"] = "Error"
+    code: str
+    message: str
+    #: NOT_LEADER only: the leader this node believes in, if any.
+    leader_id: int | None = None
+
+
+class Health(_Model):
+    type: Literal["Health"] = "Health"
+    status: Literal["healthy", "degraded", "unhealthy"]
+    node_id: int
+    raft_node_id: int
+    uptime_seconds: int
+    is_initialized: bool
+    membership_node_count: int | None = None
+    iroh_node_id: str | None = None
+
+
+class ReplicationProgress(_Model):
+    node_id: int
+    matched_index: int | None = None
+
+
+class RaftMetrics(_Model):
+    type: Literal["RaftMetrics"] = "RaftMetrics"
+    node_id: int
+    state: Literal["Learner", "Follower", "Candidate", "Leader", "Shutdown"]
+    current_leader: int | None = None
+    current_term: int
+    last_log_index: int | None = None
+    last_applied_index: int | None = None
+    snapshot_index: int | None = None
+    replication: list[ReplicationProgress] | None = None
+
+
+class Leader(_Model):
+    type: Literal["Leader"] = "Leader"
+    leader_id: int | None = None
+
+
+class NodeInfo(_Model):
+    type: Literal["NodeInfo"] = "NodeInfo"
+    node_id: int
+    endpoint_addr: str
+
+
+class ClusterTicketResult(_Model):
+    type: Literal["ClusterTicket"] = "ClusterTicket"
+    ticket: str
+    endpoint_id: str
+    bootstrap_peers: int
+
+
+class InitResult(_Model):
+    type: Literal["InitResult"] = "InitResult"
+    is_success: bool
+    error: str | None = None
+
+
+class Pong(_Model):
+    type: Literal["Pong"] = "Pong"
+
+
+class NodeDescriptor(_Model):
+    node_id: int
+    endpoint_addr: str
+    is_voter: bool
+    is_learner: bool
+    is_leader: bool
+
+
+class ClusterState(_Model):
+    type: Literal["ClusterState"] = "ClusterState"
+    nodes: list[NodeDescriptor]
+    leader_id: int | None = None
+    this_node_id: int
+
+
+class Metrics(_Model):
+    type: Literal["Metrics"] = "Metrics"
+    prometheus_text: str
+
+
+class SnapshotResult(_Model):
+    type: Literal["SnapshotResult"] = "SnapshotResult"
+    is_success: bool
+    snapshot_index: int | None = None
+    error: str | None = None
+
+
+class AddLearnerResult(_Model):
+    type: Literal["AddLearnerResult"] = "AddLearnerResult"
+    is_success: bool
+    error: str | None = None
+
+
+class ChangeMembershipResult(_Model):
+    type: Literal["ChangeMembershipResult"] = "ChangeMembershipResult"
+    is_success: bool
+    error: str | None = None
+
+
+class PromoteLearnerResult(_Model):
+    type: Literal["PromoteLearnerResult"] = "PromoteLearnerResult"
+    is_success: bool
+    learner_id: int
+    previous_voters: list[int]
+    new_voters: list[int]
+    message: str
+    error: str | None = None
+
+
+class ReadResult(_Model):
+    type: Literal["ReadResult"] = "ReadResult"
+    value: bytes | None = None
+    was_found: bool
+    error: str | None = None
+
+
+class WriteResult(_Model):
+    type: Literal["WriteResult"] = "WriteResult"
+    is_success: bool
+    error: str | None = None
+
+
+class DeleteResult(_Model):
+    type: Literal["DeleteResult"] = "DeleteResult"
+    key: str
+    was_deleted: bool
+    error: str | None = None
+
+
+class CompareAndSwapResult(_Model):
+    type: Literal["CompareAndSwapResult"] = "CompareAndSwapResult"
+    is_success: bool
+    actual_value: bytes | None = None
+    error: str | None = None
+
+
+class ScanEntry(_Model):
+    key: str
+    value: bytes
+    version: int
+    create_revision: int
+    mod_revision: int
+
+
+class ScanResult(_Model):
+    type: Literal["ScanResult"] = "ScanResult"
+    entries: list[ScanEntry]
+    count: int
+    is_truncated: bool
+    continuation_token: str | None = None
+    error: str | None = None
+
+
+class BatchReadResult(_Model):
+    type: Literal["BatchReadResult"] = "BatchReadResult"
+    is_success: bool
+    values: list[bytes | None] | None = None
+    error: str | None = None
+
+
+class BatchWriteResult(_Model):
+    type: Literal["BatchWriteResult"] = "BatchWriteResult"
+    is_success: bool
+    operations_applied: int | None = None
+    error: str | None = None
+
+
+class ConditionalBatchWriteResult(_Model):
+    type: Literal["ConditionalBatchWriteResult"] = "ConditionalBatchWriteResult"
+    is_success: bool
+    conditions_met: bool
+    operations_applied: int | None = None
+    failed_condition_index: int | None = None
+    failed_condition_reason: str | None = None
+    error: str | None = None
+
+
+Response = Annotated[
+    Error
+    | Health
+    | RaftMetrics
+    | Leader
+    | NodeInfo
+    | ClusterTicketResult
+    | InitResult
+    | Pong
+    | ClusterState
+    | Metrics
+    | SnapshotResult
+    | AddLearnerResult
+    | ChangeMembershipResult
+    | PromoteLearnerResult
+    | ReadResult
+    | WriteResult
+    | DeleteResult
+    | CompareAndSwapResult
+    | ScanResult
+    | BatchReadResult
+    | BatchWriteResult
+    | ConditionalBatchWriteResult,
+    Field(discriminator="type"),
+]
+
+RESPONSE_ADAPTER: TypeAdapter[Response] = TypeAdapter(Response)

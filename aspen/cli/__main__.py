@@ -1,0 +1,3 @@
+from aspen.cli.main import main
+
+main()

@@ -1,0 +1,138 @@
+"""`aspen-cli cluster …` (reference §6.4)."""
+
+from __future__ import annotations
+
+import click
+
+from aspen.cli.context import command
+from aspen.cli.output import Output
+from aspen.client.client import AspenClient
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Initialise and inspect the cluster."""
+
+
+@command(cluster_group, "init")
+async def init(client: AspenClient) -> Output:
+    """Initialise a one-node cluster on the ticket's node."""
+    res = await client.init_cluster()
+    if res.is_success:
+        return Output(
+            {"status": "success", "message": "Cluster initialized"},
+            "Cluster initialized successfully",
+            compact=True,
+        )
+    return Output(
+        {"status": "failed", "error": res.error}, f"Cluster init failed: {res.error}", compact=True, ok=False
+    )
+
+
+@command(cluster_group, "status")
+async def status(client: AspenClient) -> Output:
+    """Members, their roles and the leader."""
+    st = await client.cluster_state()
+    nodes = [
+        {
+            "node_id": n.node_id,
+            "endpoint_id": n.endpoint_addr,
+            "is_leader": n.is_leader,
+            "is_voter": n.is_voter,
+        }
+        for n in st.nodes
+    ]
+    lines = ["Cluster State", "", f"{'Node ID':<8} | Leader | Voter | Endpoint ID"]
+    for n in st.nodes:
+        lines.append(
+            f"{n.node_id:<8} | {'*' if n.is_leader else ' ':^6} | "
+            f"{'Y' if n.is_voter else 'N':^5} | {n.endpoint_addr}"
+        )
+    return Output({"nodes": nodes, "leader_id": st.leader_id}, "\n".join(lines))
+
+
+@command(cluster_group, "health")
+async def health(client: AspenClient) -> Output:
+    """Health of the node the ticket points at (works before init)."""
+    h = await client.health()
+    doc = {
+        "status": h.status,
+        "node_id": h.node_id,
+        "raft_node_id": h.raft_node_id,
+        "uptime_seconds": h.uptime_seconds,
+        "iroh_node_id": h.iroh_node_id,
+        "is_initialized": h.is_initialized,
+        "membership_node_count": h.membership_node_count,
+    }
+    human = "\n".join(
+        [
+            "Health Status",
+            f"  Status:      {h.status}",
+            f"  Node ID:     {h.node_id}",
+            f"  Uptime:      {h.uptime_seconds}s",
+            f"  Initialized: {h.is_initialized}",
+            f"  Endpoint:    {h.iroh_node_id}",
+        ]
+    )
+    return Output(doc, human)
+
+
+@command(cluster_group, "metrics")
+async def metrics(client: AspenClient) -> Output:
+    """Raft metrics of the node the ticket points at."""
+    r = await client.raft_metrics()
+    doc = {
+        "node_id": r.node_id,
+        "state": r.state,
+        "current_leader": r.current_leader,
+        "current_term": r.current_term,
+        "last_log_index": r.last_log_index or 0,
+        "last_applied": r.last_applied_index or 0,
+        "snapshot_index": r.snapshot_index or 0,
+        "replication": [{"node_id": p.node_id, "matched_index": p.matched_index} for p in r.replication]
+        if r.replication is not None
+        else None,
+    }
+    lines = [
+        "Raft Metrics",
+        f"  Node:        {r.node_id}",
+        f"  State:       {r.state}",
+        f"  Leader:      {r.current_leader}",
+        f"  Term:        {r.current_term}",
+        f"  Last log:    {doc['last_log_index']}",
+        f"  Applied:     {doc['last_applied']}",
+        f"  Snapshot:    {doc['snapshot_index']}",
+    ]
+    for p in r.replication or []:
+        lines.append(f"  Replication: node {p.node_id} matched {p.matched_index}")
+    return Output(doc, "\n".join(lines))
+
+
+@command(cluster_group, "prometheus")
+async def prometheus(client: AspenClient) -> Output:
+    """Metrics in the Prometheus text format."""
+    text = (await client.metrics()).prometheus_text
+    return Output({"format": "prometheus", "metrics": text}, text.rstrip("\n"), compact=True)
+
+
+@command(cluster_group, "ticket")
+async def ticket(client: AspenClient) -> Output:
+    """A ticket naming every voter of the cluster."""
+    t = await client.cluster_ticket()
+    return Output({"ticket": t.ticket}, t.ticket, compact=True)
+
+
+@command(cluster_group, "snapshot")
+async def snapshot(client: AspenClient) -> Output:
+    """Snapshot the state machine and compact the log now."""
+    res = await client.trigger_snapshot()
+    if not res.is_success:
+        return Output({"status": "failed", "error": res.error}, f"Snapshot failed: {res.error}", ok=False)
+    return Output(
+        {
+            "status": "success",
+            "message": "Snapshot triggered successfully",
+            "snapshot_index": res.snapshot_index,
+        },
+        f"Snapshot triggered successfully (index {res.snapshot_index})",
+    )

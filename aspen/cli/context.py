@@ -1,0 +1,101 @@
+"""Global options, accepted before or after the subcommand (`aspen-cli --json kv get k` and
+`aspen-cli kv get k --json` are the same), and the client they configure."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from aspen.cli.output import Output, emit
+from aspen.client.client import AspenClient
+from aspen.rpc.ticket import ClusterTicket
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_TICKET_FILE = Path("aspen-data") / "cluster-ticket.txt"
+
+
+@dataclass
+class Settings:
+    ticket: str | None = None
+    as_json: bool = False
+    timeout_ms: int = 30_000
+    verbose: bool = False
+    quiet: bool = False
+
+    def resolve_ticket(self) -> ClusterTicket:
+        raw = self.ticket or os.environ.get("ASPEN_TICKET")
+        if raw and not raw.strip().startswith("aspen") and Path(raw).is_file():
+            raw = Path(raw).read_text()
+        if not raw and DEFAULT_TICKET_FILE.is_file():
+            raw = DEFAULT_TICKET_FILE.read_text()
+        if not raw:
+            raise click.UsageError(
+                "--ticket is required (or set ASPEN_TICKET, "
+                "or run where ./aspen-data/cluster-ticket.txt exists)"
+            )
+        return ClusterTicket.decode(raw)
+
+
+def _merge(ctx: click.Context, kwargs: dict[str, Any]) -> Settings:
+    settings: Settings = ctx.ensure_object(Settings)
+    ticket = kwargs.pop("ticket", None)
+    if ticket:
+        settings.ticket = ticket
+    if kwargs.pop("as_json", False):
+        settings.as_json = True
+    timeout = kwargs.pop("timeout_ms", None)
+    if timeout is not None:
+        settings.timeout_ms = timeout
+    if kwargs.pop("verbose", False):
+        settings.verbose = True
+    if kwargs.pop("quiet", False):
+        settings.quiet = True
+    return settings
+
+
+def global_options(fn: F) -> F:
+    """The global options, for the root group and for every leaf command."""
+    fn = click.option("--ticket", help="Cluster ticket (aspen…) or a file holding one. Env: ASPEN_TICKET.")(
+        fn
+    )
+    fn = click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")(fn)
+    fn = click.option(
+        "--timeout",
+        "timeout_ms",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Per-request timeout in ms (default 30000).",
+    )(fn)
+    fn = click.option("-v", "--verbose", is_flag=True, default=False, help="More diagnostics on stderr.")(fn)
+    fn = click.option("-q", "--quiet", is_flag=True, default=False, help="Fewer diagnostics.")(fn)
+    return fn
+
+
+def command(
+    group: click.Group, name: str, **attrs: Any
+) -> Callable[[Callable[..., Awaitable[Output]]], click.Command]:
+    """Register an async command: it receives a connected `AspenClient` first and returns an `Output`."""
+
+    def wrap(fn: Callable[..., Awaitable[Output]]) -> click.Command:
+        @functools.wraps(fn)
+        def run(**kwargs: Any) -> None:
+            settings = _merge(click.get_current_context(), kwargs)
+            ticket = settings.resolve_ticket()
+
+            async def go() -> Output:
+                async with AspenClient(ticket, timeout=settings.timeout_ms / 1000) as client:
+                    return await fn(client, **kwargs)
+
+            emit(asyncio.run(go()), settings.as_json)
+
+        return group.command(name, **attrs)(global_options(run))
+
+    return wrap

@@ -1,0 +1,62 @@
+"""Printers: commands build an `Output` (a JSON document and a human string); these render it.
+
+JSON goes to stdout, pretty-printed (or compact on one line where the reference says so);
+diagnostics go to stderr. Bytes become a UTF-8 string when valid, else `{"base64": "..."}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+
+def json_bytes(value: bytes | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(value).decode()}
+
+
+def human_bytes(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<binary: {len(value)} bytes>"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    doc: dict[str, Any]
+    human: str
+    #: One-line JSON (reference: "compact"), else pretty-printed.
+    compact: bool = False
+    #: False: the command failed in the domain (exit 1 after printing).
+    ok: bool = True
+
+
+class CommandFailed(click.ClickException):
+    """Exit 1 after the output was printed (a domain failure such as a CAS conflict)."""
+
+    exit_code = 1
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def show(self, file: Any = None) -> None:  # the output already said what happened
+        return None
+
+
+def emit(out: Output, as_json: bool) -> None:
+    if as_json:
+        text = json.dumps(out.doc, separators=(",", ":")) if out.compact else json.dumps(out.doc, indent=2)
+        click.echo(text)
+    elif out.human:
+        click.echo(out.human)
+    if not out.ok:
+        raise CommandFailed()

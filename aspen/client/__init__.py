@@ -1,0 +1,30 @@
+"""Python client library of Aspen."""
+
+from aspen.api.errors import (
+    AspenError,
+    ConnectionFailedError,
+    NotInitializedError,
+    NotLeaderError,
+    OutcomeUnknownError,
+    UnauthorizedError,
+)
+from aspen.api.messages import DeleteOperation, KeyExists, KeyNotExists, SetOperation, ValueEquals
+from aspen.client.client import AspenClient, load_ticket
+from aspen.client.sync import SyncAspenClient
+
+__all__ = [
+    "AspenClient",
+    "AspenError",
+    "ConnectionFailedError",
+    "DeleteOperation",
+    "KeyExists",
+    "KeyNotExists",
+    "NotInitializedError",
+    "NotLeaderError",
+    "OutcomeUnknownError",
+    "SetOperation",
+    "SyncAspenClient",
+    "UnauthorizedError",
+    "ValueEquals",
+    "load_ticket",
+]

@@ -1,0 +1,248 @@
+"""`AspenClient`: the async Python client of Aspen, used by `aspen-cli`.
+
+It holds one pooled QUIC connection per ticket peer and routes each request to the peer that last
+answered. Failures are handled the way the reference describes (§4.6), with one safety rule added:
+
+- `NOT_LEADER` (no leader known to that node): move to the next peer at once.
+- `NOT_INITIALIZED`: back off 100 → 1600 ms on the same peer, then move on.
+- Transport failure *before* the request left (connect failure, wrong endpoint key): next peer.
+- Transport failure *after* it may have left: reads are retried elsewhere; a write raises
+  `OutcomeUnknownError`, because repeating a CAS or batch could apply it twice.
+
+Every loop is bounded by the per-request deadline and a maximum number of attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from aspen.api import messages as m
+from aspen.api.codec import decode_response, encode_request, raise_for_error
+from aspen.api.errors import (
+    AspenError,
+    ConnectionFailedError,
+    NotInitializedError,
+    NotLeaderError,
+    OutcomeUnknownError,
+    ServiceUnavailableError,
+)
+from aspen.rpc.auth import cookie_proof
+from aspen.rpc.client import RpcClient
+from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
+from aspen.rpc.ticket import ClusterTicket, parse_host_port
+
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT_S = 30.0
+#: Requests that change nothing, so retrying them on another node after an ambiguous failure is safe.
+IDEMPOTENT = frozenset(
+    {
+        "GetHealth",
+        "GetRaftMetrics",
+        "GetLeader",
+        "GetNodeInfo",
+        "GetClusterTicket",
+        "Ping",
+        "GetClusterState",
+        "GetMetrics",
+        "ReadKey",
+        "ScanKeys",
+        "BatchRead",
+    }
+)
+_NOT_INITIALIZED_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6)
+_TRANSPORT_RETRY_S = 0.2
+_MAX_ATTEMPTS = 24
+
+
+def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
+    if isinstance(ticket, ClusterTicket):
+        return ticket
+    if isinstance(ticket, Path):
+        return ClusterTicket.decode(ticket.read_text())
+    return ClusterTicket.decode(ticket)
+
+
+class AspenClient:
+    """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
+
+    def __init__(self, ticket: str | ClusterTicket | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.ticket = load_ticket(ticket)
+        self.timeout = timeout
+        self._auth = cookie_proof(self.ticket.cookie)
+        self._peers = [
+            RpcClient(p.endpoint_id, [parse_host_port(a) for a in p.addrs]) for p in self.ticket.peers
+        ]
+        self._current = 0
+
+    async def __aenter__(self) -> AspenClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.aclose() for p in self._peers), return_exceptions=True)
+
+    # ----------------------------------------------------------------------------- transport --
+    async def request(self, request: m.Request, *, timeout: float | None = None) -> m.Response:
+        """Send one request, following the rotation rules above; returns a non-error response."""
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        frame = encode_request(request, self._auth)
+        idempotent = request.type in IDEMPOTENT
+        last: AspenError | None = None
+        not_init_tries = 0
+        attempts = 0
+        while attempts < _MAX_ATTEMPTS:
+            attempts += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            peer = self._peers[self._current]
+            try:
+                raw = await peer.request(frame, timeout=remaining)
+                return raise_for_error(decode_response(raw))
+            except NotLeaderError as err:
+                last = err
+                self._rotate()
+                if attempts % len(self._peers) == 0:  # a full round without a leader: let elections run
+                    await self._pause(0.2, deadline)
+            except NotInitializedError as err:
+                last = err
+                if not_init_tries < len(_NOT_INITIALIZED_BACKOFF_S):
+                    await self._pause(_NOT_INITIALIZED_BACKOFF_S[not_init_tries], deadline)
+                    not_init_tries += 1
+                else:
+                    not_init_tries = 0
+                    self._rotate()
+            except ServiceUnavailableError as err:
+                last = err
+                self._rotate()
+            except EndpointMismatchError as err:
+                last = ConnectionFailedError(f"{peer.describe()}: {err}")
+                self._rotate()
+            except RpcConnectError as err:
+                last = ConnectionFailedError(f"cannot reach {peer.describe()}: {err}")
+                self._rotate()
+                if attempts % len(self._peers) == 0:
+                    await self._pause(_TRANSPORT_RETRY_S, deadline)
+            except RpcTimeoutError as err:
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"no answer within {int(budget * 1000)}ms; the write may or may not have been applied"
+                    ) from err
+                last = OutcomeUnknownError(f"no answer from {peer.describe()} in time")
+                self._rotate()
+            except RpcTransportError as err:
+                if not idempotent:
+                    raise OutcomeUnknownError(
+                        f"connection to {peer.describe()} failed mid-request ({err}); "
+                        "the write may or may not have been applied"
+                    ) from err
+                last = ConnectionFailedError(f"{peer.describe()}: {err}")
+                self._rotate()
+                await self._pause(_TRANSPORT_RETRY_S, deadline)
+        if last is None:
+            last = OutcomeUnknownError(f"request timed out after {int(budget * 1000)}ms")
+        raise last
+
+    def _rotate(self) -> None:
+        self._current = (self._current + 1) % len(self._peers)
+
+    @staticmethod
+    async def _pause(seconds: float, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, min(seconds, deadline - time.monotonic())))
+
+    async def _call(self, request: m.Request, kind: type[R]) -> R:
+        response = await self.request(request)
+        if not isinstance(response, kind):
+            raise ServiceUnavailableError(f"unexpected response {response.type} to {request.type}")
+        return response
+
+    # ------------------------------------------------------------------------------------- kv --
+    async def read(self, key: str, *, stale: bool = False) -> m.ReadResult:
+        return await self._call(m.ReadKey(key=key, stale=stale), m.ReadResult)
+
+    async def get(self, key: str, *, stale: bool = False) -> bytes | None:
+        """The value of `key`, or None if it does not exist."""
+        return (await self.read(key, stale=stale)).value
+
+    async def set(self, key: str, value: bytes) -> m.WriteResult:
+        return await self._call(m.WriteKey(key=key, value=value), m.WriteResult)
+
+    async def delete(self, key: str) -> m.DeleteResult:
+        return await self._call(m.DeleteKey(key=key), m.DeleteResult)
+
+    async def compare_and_swap(
+        self, key: str, expected: bytes | None, new_value: bytes
+    ) -> m.CompareAndSwapResult:
+        return await self._call(
+            m.CompareAndSwapKey(key=key, expected=expected, new_value=new_value), m.CompareAndSwapResult
+        )
+
+    async def compare_and_delete(self, key: str, expected: bytes) -> m.CompareAndSwapResult:
+        return await self._call(m.CompareAndDeleteKey(key=key, expected=expected), m.CompareAndSwapResult)
+
+    async def scan(
+        self,
+        prefix: str = "",
+        *,
+        limit: int | None = None,
+        continuation_token: str | None = None,
+        stale: bool = False,
+    ) -> m.ScanResult:
+        return await self._call(
+            m.ScanKeys(prefix=prefix, limit=limit, continuation_token=continuation_token, stale=stale),
+            m.ScanResult,
+        )
+
+    async def batch_read(self, keys: Sequence[str], *, stale: bool = False) -> m.BatchReadResult:
+        return await self._call(m.BatchRead(keys=list(keys), stale=stale), m.BatchReadResult)
+
+    async def batch_write(
+        self, operations: Sequence[m.SetOperation | m.DeleteOperation]
+    ) -> m.BatchWriteResult:
+        return await self._call(m.BatchWrite(operations=list(operations)), m.BatchWriteResult)
+
+    async def conditional_batch_write(
+        self,
+        conditions: Sequence[m.ValueEquals | m.KeyExists | m.KeyNotExists],
+        operations: Sequence[m.SetOperation | m.DeleteOperation],
+    ) -> m.ConditionalBatchWriteResult:
+        return await self._call(
+            m.ConditionalBatchWrite(conditions=list(conditions), operations=list(operations)),
+            m.ConditionalBatchWriteResult,
+        )
+
+    # -------------------------------------------------------------------------------- cluster --
+    async def init_cluster(self) -> m.InitResult:
+        return await self._call(m.InitCluster(), m.InitResult)
+
+    async def health(self) -> m.Health:
+        return await self._call(m.GetHealth(), m.Health)
+
+    async def raft_metrics(self) -> m.RaftMetrics:
+        return await self._call(m.GetRaftMetrics(), m.RaftMetrics)
+
+    async def cluster_state(self) -> m.ClusterState:
+        return await self._call(m.GetClusterState(), m.ClusterState)
+
+    async def cluster_ticket(self) -> m.ClusterTicketResult:
+        return await self._call(m.GetClusterTicket(), m.ClusterTicketResult)
+
+    async def metrics(self) -> m.Metrics:
+        return await self._call(m.GetMetrics(), m.Metrics)
+
+    async def leader(self) -> m.Leader:
+        return await self._call(m.GetLeader(), m.Leader)
+
+    async def ping(self) -> m.Pong:
+        return await self._call(m.Ping(), m.Pong)
+
+    async def trigger_snapshot(self) -> m.SnapshotResult:
+        return await self._call(m.TriggerSnapshot(), m.SnapshotResult)

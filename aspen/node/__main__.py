@@ -1,0 +1,3 @@
+from aspen.node.main import main
+
+main()

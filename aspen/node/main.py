@@ -1,0 +1,306 @@
+"""`aspen-node`: start a node, serve until SIGTERM/SIGINT, stop gracefully (DESIGN §5).
+
+Startup order: validate config → identity → open WAL and start Raft → bind the QUIC endpoint →
+write `cluster-ticket.txt` and log the two contract lines. `--dev` additionally initialises a
+one-node cluster on first start, so a newcomer has a usable store after one command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from aspen.api.codec import encode_error
+from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
+from aspen.api.limits import MAX_MESSAGE_BYTES
+from aspen.node.config import ConfigError, NodeConfig
+from aspen.node.logsetup import configure
+from aspen.node.metrics import NodeMetrics
+from aspen.node.service import NodeIdentityInfo, NodeService
+from aspen.node.state import NodeStateMachine
+from aspen.raft.core.types import StateRole
+from aspen.raft.node import DriverConfig, RaftNode
+from aspen.raft.transport import InMemoryNetwork
+from aspen.rpc.auth import cookie_proof
+from aspen.rpc.identity import load_or_create
+from aspen.rpc.server import PeerInfo, RpcServer
+
+log = structlog.get_logger("aspen.node")
+
+TICKET_FILE = "cluster-ticket.txt"
+DEV_COOKIE_FILE = "dev-cookie"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write `text` (no trailing newline) with mode 0600, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+class Node:
+    """A running node: Raft driver, state machine, RPC server and the files it keeps in its data dir."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.state = NodeStateMachine()
+        self.metrics = NodeMetrics(config.node_id)
+        self.raft = RaftNode(
+            DriverConfig(
+                node_id=config.node_id,
+                data_dir=config.data_dir,
+                tick_interval_s=config.tick_ms / 1000,
+                election_tick=config.election_tick,
+                heartbeat_tick=config.heartbeat_tick,
+                snapshot_entries=config.snapshot_entries,
+            ),
+            self.state,
+        )
+        self.server: RpcServer | None = None
+        self.service: NodeService | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = await asyncio.to_thread(load_or_create, cfg.data_dir, cfg.secret_key)
+        # Single-node transport for now: there are no peers to reach until the multi-node issue
+        # brings the TLS peer transport; a one-voter cluster never sends a message.
+        network = InMemoryNetwork()
+        transport = network.register(cfg.node_id, self.raft.deliver)
+        await self.raft.start(transport)
+        st = self.raft.status()
+        log.info(
+            f"startup begin: state: {_role(st.role, st.is_learner)}, is_leader: {str(st.is_leader).lower()}, "
+            f"is_voter: {str(st.is_voter).lower()}",
+            node_id=cfg.node_id,
+        )
+        proof = cookie_proof(cfg.cookie)
+        self.server = RpcServer(
+            identity,
+            self._handle,
+            host=cfg.host,
+            port=cfg.bind_port,
+            oversize_response=encode_error(
+                InvalidRequestError(f"request exceeds maximum message size of {MAX_MESSAGE_BYTES} bytes")
+            ),
+            busy_response=encode_error(
+                ServiceUnavailableError("too many concurrent requests on this connection")
+            ),
+        )
+        _, port = await self.server.start()
+        addr = f"{cfg.host}:{port}"
+        me = NodeIdentityInfo(node_id=cfg.node_id, endpoint_id=identity.endpoint_id, addrs=(addr,))
+        self.service = NodeService(
+            me=me,
+            cookie_proof=proof,
+            cookie=cfg.cookie,
+            raft=self.raft,
+            state=self.state,
+            metrics=self.metrics,
+        )
+        self.raft.on_membership_change(lambda _conf, _members: self.write_ticket())
+        self.write_ticket()
+        log.info(
+            f"cluster ticket generated with direct addresses endpoint_id={identity.endpoint_id} "
+            f"direct_addrs=[{addr}]",
+            ticket_path=str(cfg.data_dir / TICKET_FILE),
+        )
+
+    async def _handle(self, data: bytes, _peer: PeerInfo) -> bytes:
+        assert self.service is not None
+        return await self.service.handle(data)
+
+    def write_ticket(self) -> None:
+        if self.service is not None:
+            write_private_file(self.config.data_dir / TICKET_FILE, self.service.ticket().encode())
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        await self.raft.stop()
+
+
+def _role(role: StateRole, is_learner: bool) -> str:
+    if is_learner:
+        return "Learner"
+    return {StateRole.LEADER: "Leader", StateRole.FOLLOWER: "Follower"}.get(role, "Candidate")
+
+
+async def _serve(config: NodeConfig) -> int:
+    node = Node(config)
+    await node.start()
+    if config.dev and not node.raft.is_initialized:
+        await node.raft.bootstrap()
+        log.info("dev mode: initialised a one-node cluster", node_id=config.node_id)
+    if config.dev:
+        ticket_path = (config.data_dir / TICKET_FILE).resolve()
+        print(f"Aspen dev node {config.node_id} is up. Ticket: {ticket_path}", flush=True)
+        print("Try:  aspen-cli kv set hello world && aspen-cli kv get hello", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopped_by_fault = asyncio.create_task(node.raft.stopped.wait())
+    stop_requested = asyncio.create_task(stop.wait())
+    await asyncio.wait({stopped_by_fault, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+    fault = stopped_by_fault.done() and not stop.is_set()
+    for task in (stopped_by_fault, stop_requested):
+        task.cancel()
+    log.info("shutting down", node_id=config.node_id)
+    await node.stop()
+    return 1 if fault else 0
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional on exotic platforms
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--node-id", type=int, envvar="ASPEN_NODE_ID", help="Raft node id (non-zero u64).")
+@click.option("--cookie", envvar="ASPEN_COOKIE", help="Shared cluster secret.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="ASPEN_DATA_DIR", help="Data directory.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="ASPEN_HOST", help="Address to bind.")
+@click.option(
+    "--bind-port",
+    type=int,
+    default=0,
+    show_default=True,
+    envvar=["ASPEN_BIND_PORT", "ASPEN_IROH_BIND_PORT"],
+    help="UDP port for client RPC (QUIC) and TCP port for peers; 0 = pick one.",
+)
+@click.option(
+    "--iroh-secret-key",
+    "secret_key",
+    envvar="ASPEN_IROH_SECRET_KEY",
+    help="Node identity: 64-hex Ed25519 secret (default: DATA_DIR/iroh_secret_key, generated once).",
+)
+@click.option(
+    "--heartbeat-interval-ms", type=int, default=500, show_default=True, envvar="ASPEN_HEARTBEAT_INTERVAL_MS"
+)
+@click.option(
+    "--election-timeout-min-ms",
+    type=int,
+    default=1500,
+    show_default=True,
+    envvar="ASPEN_ELECTION_TIMEOUT_MIN_MS",
+)
+@click.option(
+    "--election-timeout-max-ms",
+    type=int,
+    default=3000,
+    show_default=True,
+    envvar="ASPEN_ELECTION_TIMEOUT_MAX_MS",
+)
+@click.option(
+    "--snapshot-entries",
+    type=int,
+    default=10_000,
+    show_default=True,
+    envvar="ASPEN_SNAPSHOT_ENTRIES",
+    help="Snapshot and compact the log every this many applied entries.",
+)
+@click.option(
+    "--dev", is_flag=True, help="Run an initialised one-node cluster in ./aspen-data (for trying Aspen)."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    envvar="ASPEN_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+@click.option(
+    "--log-format",
+    default="auto",
+    show_default=True,
+    envvar="ASPEN_LOG_FORMAT",
+    type=click.Choice(["auto", "console", "json"]),
+)
+def main(
+    node_id: int | None,
+    cookie: str | None,
+    data_dir: Path | None,
+    host: str,
+    bind_port: int,
+    secret_key: str | None,
+    heartbeat_interval_ms: int,
+    election_timeout_min_ms: int,
+    election_timeout_max_ms: int,
+    snapshot_entries: int,
+    dev: bool,
+    log_level: str,
+    log_format: str,
+) -> None:
+    """Run one Aspen node."""
+    configure(log_level, log_format)
+    if dev:
+        node_id = node_id or 1
+        data_dir = data_dir or Path("aspen-data")
+        if cookie is None:
+            cookie = _dev_cookie(data_dir)
+    if node_id is None:
+        raise click.UsageError("--node-id is required (or set ASPEN_NODE_ID)")
+    if data_dir is None:
+        raise click.UsageError("--data-dir is required (or set ASPEN_DATA_DIR)")
+    if cookie is None:
+        raise click.UsageError("--cookie is required (or set ASPEN_COOKIE)")
+    config = NodeConfig(
+        node_id=node_id,
+        cookie=cookie,
+        data_dir=data_dir,
+        host=host,
+        bind_port=bind_port,
+        secret_key=secret_key,
+        heartbeat_interval_ms=heartbeat_interval_ms,
+        election_timeout_min_ms=election_timeout_min_ms,
+        election_timeout_max_ms=election_timeout_max_ms,
+        snapshot_entries=snapshot_entries,
+        dev=dev,
+    )
+    try:
+        config.validate()
+    except ConfigError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    try:
+        code = _run_loop(_serve(config))
+    except ValueError as err:  # e.g. a malformed --iroh-secret-key
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    except OSError as err:  # e.g. the port is taken
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    sys.exit(code)
+
+
+def _dev_cookie(data_dir: Path) -> str:
+    """A random cookie kept in the dev data dir: dev clusters are private without any setup."""
+    path = data_dir / DEV_COOKIE_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cookie = "dev-" + secrets.token_hex(16)
+    write_private_file(path, cookie)
+    return cookie
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,378 @@
+"""Request dispatch: the boundary where wire requests become state-machine commands and where every
+error becomes a wire `Error` frame.
+
+Pipeline for each stream (reference §4.5): decode + authenticate (codec) → init gate → handler.
+Whatever a handler raises is converted here and only here; the node never answers with a traceback
+and never crashes on a request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aspen import kv
+from aspen.api import messages as m
+from aspen.api.codec import decode_request, encode_error, encode_response
+from aspen.api.errors import (
+    AspenError,
+    InternalError,
+    NotInitializedError,
+    NotLeaderError,
+    OutcomeUnknownError,
+    ServiceUnavailableError,
+)
+from aspen.node.metrics import NodeMetrics
+from aspen.node.state import NodeStateMachine
+from aspen.raft.core.types import StateRole
+from aspen.raft.errors import AlreadyInitialized, NotLeader, OutcomeUnknown, RaftError, ShuttingDown
+from aspen.raft.node import RaftNode
+from aspen.rpc.ticket import ClusterTicket, TicketPeer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+_ROLE_NAMES = {
+    StateRole.LEADER: "Leader",
+    StateRole.CANDIDATE: "Candidate",
+    StateRole.PRE_CANDIDATE: "Candidate",
+    StateRole.FOLLOWER: "Follower",
+}
+
+#: Deadline for one proposal or read barrier inside the node (the client has its own, longer one).
+WRITE_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentityInfo:
+    node_id: int
+    endpoint_id: str
+    addrs: tuple[str, ...]  # "host:port" dial targets
+
+    def endpoint_addr_json(self) -> bytes:
+        return json.dumps({"id": self.endpoint_id, "addrs": [{"Ip": a} for a in self.addrs]}).encode()
+
+
+def parse_endpoint_addr(raw: bytes | str) -> tuple[str, tuple[str, ...]]:
+    """EndpointAddr JSON (reference §3.2) → (endpoint id, host:port addresses)."""
+    doc = json.loads(raw)
+    addrs = tuple(a["Ip"] for a in doc.get("addrs", []) if isinstance(a, dict) and "Ip" in a)
+    return str(doc["id"]), addrs
+
+
+class NodeService:
+    def __init__(
+        self,
+        *,
+        me: NodeIdentityInfo,
+        cookie_proof: bytes,
+        cookie: str,
+        raft: RaftNode,
+        state: NodeStateMachine,
+        metrics: NodeMetrics,
+    ) -> None:
+        self.me = me
+        self._auth = cookie_proof
+        self._cookie = cookie
+        self.raft = raft
+        self.state = state
+        self.metrics = metrics
+        self._started = time.monotonic()
+        self._handlers: dict[str, Handler] = {
+            "Ping": self._ping,
+            "GetHealth": self._health,
+            "GetRaftMetrics": self._raft_metrics,
+            "GetLeader": self._leader,
+            "GetNodeInfo": self._node_info,
+            "GetClusterTicket": self._cluster_ticket,
+            "InitCluster": self._init_cluster,
+            "GetClusterState": self._cluster_state,
+            "GetMetrics": self._metrics,
+            "TriggerSnapshot": self._trigger_snapshot,
+            "ReadKey": self._read_key,
+            "WriteKey": self._write_key,
+            "DeleteKey": self._delete_key,
+            "CompareAndSwapKey": self._cas,
+            "CompareAndDeleteKey": self._cad,
+            "ScanKeys": self._scan,
+            "BatchRead": self._batch_read,
+            "BatchWrite": self._batch_write,
+            "ConditionalBatchWrite": self._conditional_batch_write,
+        }
+
+    # -------------------------------------------------------------------------------- boundary --
+    async def handle(self, data: bytes) -> bytes:
+        """One request frame in, one response frame out. Never raises."""
+        started = time.perf_counter()
+        op = "Invalid"
+        try:
+            request = decode_request(data, self._auth)
+            op = request.type
+            if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
+                raise NotInitializedError()
+            response = await self._handlers[op](request)
+            frame = encode_response(response)
+        except AspenError as err:
+            self.metrics.error(op, err.code.value)
+            frame = encode_error(err)
+        except RaftError as err:
+            wire = self._map_raft_error(err)
+            self.metrics.error(op, wire.code.value)
+            frame = encode_error(wire)
+        except Exception:
+            log.exception("request handler failed", extra={"operation": op})
+            self.metrics.error(op, "INTERNAL_ERROR")
+            frame = encode_error(InternalError("internal error"))
+        self.metrics.request(op, time.perf_counter() - started)
+        return frame
+
+    @staticmethod
+    def _map_raft_error(err: RaftError) -> AspenError:
+        if isinstance(err, NotLeader):
+            return NotLeaderError("NOT_LEADER", err.leader_id or None)
+        if isinstance(err, OutcomeUnknown):
+            return OutcomeUnknownError(str(err))
+        if isinstance(err, ShuttingDown):
+            return ServiceUnavailableError(str(err))
+        return InternalError(str(err))
+
+    async def _propose(self, command: Any, size: int) -> Any:
+        return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S)
+
+    async def _barrier(self, stale: bool) -> None:
+        if not stale:
+            await self.raft.read_barrier(timeout=READ_TIMEOUT_S)
+
+    # ------------------------------------------------------------------------------ bootstrap --
+    async def _ping(self, _: m.Ping) -> m.Pong:
+        return m.Pong()
+
+    def _uptime(self) -> int:
+        return int(time.monotonic() - self._started)
+
+    async def _health(self, _: m.GetHealth) -> m.Health:
+        initialized = self.raft.is_initialized
+        conf = self.raft.conf_state
+        status: Literal["healthy", "degraded", "unhealthy"]
+        if not initialized:
+            status = "unhealthy"
+        elif self.raft.leader_id:
+            status = "healthy"
+        else:
+            status = "degraded"
+        return m.Health(
+            status=status,
+            node_id=self.me.node_id,
+            raft_node_id=self.me.node_id,
+            uptime_seconds=self._uptime(),
+            is_initialized=initialized,
+            membership_node_count=(len(conf.voters) + len(conf.learners)) if initialized else None,
+            iroh_node_id=self.me.endpoint_id,
+        )
+
+    def role_name(self) -> str:
+        st = self.raft.status()
+        if st.is_learner:
+            return "Learner"
+        return _ROLE_NAMES[st.role]
+
+    async def _raft_metrics(self, _: m.GetRaftMetrics) -> m.RaftMetrics:
+        if not self.raft.is_initialized:
+            raise InternalError("cluster not initialized")
+        st = self.raft.status()
+        replication = None
+        if st.is_leader:
+            replication = [
+                m.ReplicationProgress(node_id=n, matched_index=i) for n, i in sorted(st.progress.items())
+            ]
+        return m.RaftMetrics(
+            node_id=self.me.node_id,
+            state=self.role_name(),  # type: ignore[arg-type]
+            current_leader=st.leader_id or None,
+            current_term=st.term,
+            last_log_index=st.last_index,
+            last_applied_index=st.applied,
+            snapshot_index=st.snapshot_index,
+            replication=replication,
+        )
+
+    async def _leader(self, _: m.GetLeader) -> m.Leader:
+        return m.Leader(leader_id=self.raft.leader_id or None)
+
+    async def _node_info(self, _: m.GetNodeInfo) -> m.NodeInfo:
+        return m.NodeInfo(
+            node_id=self.me.node_id, endpoint_addr=f"{self.me.endpoint_id}:{list(self.me.addrs)}"
+        )
+
+    def member_peers(self) -> list[TicketPeer]:
+        """This node first, then every other voter with a known address (≤ 16)."""
+        peers = [TicketPeer(self.me.endpoint_id, self.me.addrs)]
+        for node_id in self.raft.conf_state.voters:
+            if node_id == self.me.node_id or node_id not in self.raft.members:
+                continue
+            endpoint_id, addrs = parse_endpoint_addr(self.raft.members[node_id])
+            peers.append(TicketPeer(endpoint_id, addrs))
+        return peers[:16]
+
+    def ticket(self) -> ClusterTicket:
+        return ClusterTicket(cookie=self._cookie, peers=tuple(self.member_peers()))
+
+    async def _cluster_ticket(self, _: m.GetClusterTicket) -> m.ClusterTicketResult:
+        ticket = self.ticket()
+        return m.ClusterTicketResult(
+            ticket=ticket.encode(), endpoint_id=self.me.endpoint_id, bootstrap_peers=len(ticket.peers)
+        )
+
+    async def _init_cluster(self, _: m.InitCluster) -> m.InitResult:
+        try:
+            await self.raft.bootstrap()
+        except AlreadyInitialized:
+            return m.InitResult(is_success=False, error="cluster already initialized")
+        return m.InitResult(is_success=True)
+
+    async def _cluster_state(self, _: m.GetClusterState) -> m.ClusterState:
+        conf = self.raft.conf_state
+        leader = self.raft.leader_id
+        nodes = []
+        for node_id, is_voter in [(v, True) for v in conf.voters] + [(ln, False) for ln in conf.learners]:
+            if node_id == self.me.node_id:
+                addr = self.me.endpoint_addr_json().decode()
+            else:
+                addr = self.raft.members.get(node_id, b"").decode() or "unknown"
+            nodes.append(
+                m.NodeDescriptor(
+                    node_id=node_id,
+                    endpoint_addr=addr,
+                    is_voter=is_voter,
+                    is_learner=not is_voter,
+                    is_leader=node_id == leader,
+                )
+            )
+        return m.ClusterState(nodes=nodes[:16], leader_id=leader or None, this_node_id=self.me.node_id)
+
+    async def _metrics(self, _: m.GetMetrics) -> m.Metrics:
+        return m.Metrics(prometheus_text=self.metrics.render(self))
+
+    async def _trigger_snapshot(self, _: m.TriggerSnapshot) -> m.SnapshotResult:
+        index = await self.raft.trigger_snapshot()
+        return m.SnapshotResult(is_success=True, snapshot_index=index)
+
+    # ------------------------------------------------------------------------------------- kv --
+    async def _read_key(self, req: m.ReadKey) -> m.ReadResult:
+        await self._barrier(req.stale)
+        res = self.state.kv.read(kv.Read(req.key))
+        return m.ReadResult(value=res.value, was_found=res.was_found)
+
+    async def _write_key(self, req: m.WriteKey) -> m.WriteResult:
+        cmd = kv.Write(req.key, req.value)
+        error = kv.validate(cmd)
+        if error is not None:
+            return m.WriteResult(is_success=False, error=error)
+        res = await self._propose(cmd, len(req.key) + len(req.value))
+        return m.WriteResult(is_success=res.is_success, error=res.error)
+
+    async def _delete_key(self, req: m.DeleteKey) -> m.DeleteResult:
+        cmd = kv.Delete(req.key)
+        error = kv.validate(cmd)
+        if error is not None:
+            return m.DeleteResult(key=req.key, was_deleted=False, error=error)
+        res = await self._propose(cmd, len(req.key))
+        return m.DeleteResult(key=res.key, was_deleted=res.was_deleted, error=res.error)
+
+    async def _cas(self, req: m.CompareAndSwapKey) -> m.CompareAndSwapResult:
+        return await self._compare(
+            kv.CompareAndSwap(req.key, req.expected, req.new_value), len(req.key) + len(req.new_value)
+        )
+
+    async def _cad(self, req: m.CompareAndDeleteKey) -> m.CompareAndSwapResult:
+        return await self._compare(kv.CompareAndDelete(req.key, req.expected), len(req.key))
+
+    async def _compare(
+        self, cmd: kv.CompareAndSwap | kv.CompareAndDelete, size: int
+    ) -> m.CompareAndSwapResult:
+        error = kv.validate(cmd)
+        if error is not None:
+            return m.CompareAndSwapResult(is_success=False, error=error)
+        res = await self._propose(cmd, size)
+        return m.CompareAndSwapResult(
+            is_success=res.is_success, actual_value=res.actual_value, error=res.error
+        )
+
+    async def _scan(self, req: m.ScanKeys) -> m.ScanResult:
+        await self._barrier(req.stale)
+        res = self.state.kv.scan(kv.Scan(req.prefix, req.limit, req.continuation_token))
+        return m.ScanResult(
+            entries=[
+                m.ScanEntry(
+                    key=e.key,
+                    value=e.value,
+                    version=e.version,
+                    create_revision=e.create_revision,
+                    mod_revision=e.mod_revision,
+                )
+                for e in res.entries
+            ],
+            count=res.count,
+            is_truncated=res.is_truncated,
+            continuation_token=res.continuation_token,
+        )
+
+    async def _batch_read(self, req: m.BatchRead) -> m.BatchReadResult:
+        await self._barrier(req.stale)
+        res = self.state.kv.batch_read(kv.BatchRead(tuple(req.keys)))
+        return m.BatchReadResult(is_success=True, values=list(res.values))
+
+    @staticmethod
+    def _ops(operations: list[m.SetOperation | m.DeleteOperation]) -> tuple[kv.SetOp | kv.DeleteOp, ...]:
+        return tuple(
+            kv.SetOp(op.key, op.value) if isinstance(op, m.SetOperation) else kv.DeleteOp(op.key)
+            for op in operations
+        )
+
+    @staticmethod
+    def _size(operations: list[m.SetOperation | m.DeleteOperation]) -> int:
+        return sum(
+            len(op.key) + len(op.value) if isinstance(op, m.SetOperation) else len(op.key)
+            for op in operations
+        )
+
+    async def _batch_write(self, req: m.BatchWrite) -> m.BatchWriteResult:
+        cmd = kv.BatchWrite(self._ops(req.operations))
+        error = kv.validate(cmd)
+        if error is not None:
+            return m.BatchWriteResult(is_success=False, operations_applied=0, error=error)
+        res = await self._propose(cmd, self._size(req.operations))
+        return m.BatchWriteResult(
+            is_success=res.is_success, operations_applied=res.operations_applied, error=res.error
+        )
+
+    async def _conditional_batch_write(self, req: m.ConditionalBatchWrite) -> m.ConditionalBatchWriteResult:
+        conditions = tuple(
+            kv.ValueEquals(c.key, c.expected)
+            if isinstance(c, m.ValueEquals)
+            else kv.KeyExists(c.key)
+            if isinstance(c, m.KeyExists)
+            else kv.KeyNotExists(c.key)
+            for c in req.conditions
+        )
+        cmd = kv.ConditionalBatchWrite(conditions, self._ops(req.operations))
+        error = kv.validate(cmd)
+        if error is not None:
+            return m.ConditionalBatchWriteResult(
+                is_success=False, conditions_met=False, operations_applied=0, error=error
+            )
+        res = await self._propose(cmd, self._size(req.operations) + sum(len(c.key) for c in req.conditions))
+        return m.ConditionalBatchWriteResult(
+            is_success=res.is_success,
+            conditions_met=res.conditions_met,
+            operations_applied=res.operations_applied,
+            failed_condition_index=res.failed_condition_index,
+            failed_condition_reason=res.failed_condition_reason,
+            error=res.error,
+        )

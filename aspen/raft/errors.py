@@ -1,0 +1,27 @@
+"""What the Raft driver tells its callers. The node maps these to wire codes in one place."""
+
+from __future__ import annotations
+
+
+class RaftError(Exception):
+    pass
+
+
+class NotLeader(RaftError):
+    """This node cannot order the request; `leader_id` is the leader it knows of (0: none)."""
+
+    def __init__(self, leader_id: int) -> None:
+        super().__init__(f"not leader; current leader: {leader_id or None}")
+        self.leader_id = leader_id
+
+
+class OutcomeUnknown(RaftError):
+    """The deadline passed before the proposal was applied. It may still commit later."""
+
+
+class ShuttingDown(RaftError):
+    """The driver is stopping; nothing more will be applied."""
+
+
+class AlreadyInitialized(RaftError):
+    pass

@@ -1,0 +1,640 @@
+"""The asyncio driver around the sans-I/O Raft core.
+
+This is the one place where the order persist → send → apply → answer lives (etcd-io/raft README,
+"Usage"):
+
+1. Inputs (network messages, proposals, read requests, ticks, admin operations) are queued by any
+   coroutine and fed to the core only by the loop task, and only between `advance()` and the next
+   `ready()` — the core never sees a call in the middle of a Ready.
+2. For each Ready: the WAL appends entries and hard state with one fsync (in a worker thread, so the
+   loop keeps accepting work), then messages are sent, then committed entries are applied, then
+   waiting callers get their results, then `advance()`.
+3. Group commit falls out of (1)+(2): proposals that arrive while an fsync is running are packed into
+   one log entry by the next turn of the loop.
+
+A proposal's entry carries `(proposer node id, sequence)` in a 16-byte header so the node that
+proposed it can hand each caller its own result when the entry is applied. A caller whose deadline
+passes gets `OutcomeUnknown` — the entry may still commit — never a "failed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgpack
+
+from aspen.raft.core import (
+    Config,
+    MemoryStorage,
+    ProposalDroppedError,
+    RawNode,
+    conf_state_from,
+    decode_conf_change,
+)
+from aspen.raft.core.types import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    NodeId,
+    Ready,
+    Snapshot,
+    StateRole,
+)
+from aspen.raft.errors import AlreadyInitialized, NotLeader, OutcomeUnknown, ShuttingDown
+from aspen.raft.transport import Transport
+from aspen.raft.wal import WAL
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<QQ")
+
+
+class Applier(Protocol):
+    """The replicated state machine as the driver sees it."""
+
+    def encode_batch(self, commands: Sequence[Any]) -> bytes: ...
+
+    def apply_batch(self, index: int, data: bytes) -> list[Any]:
+        """Apply one entry's commands in order; one result per command. Must be deterministic."""
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    node_id: NodeId
+    data_dir: Path
+    tick_interval_s: float = 0.1
+    election_tick: int = 15
+    heartbeat_tick: int = 5
+    #: Group commit bounds for one log entry.
+    max_batch_commands: int = 1000
+    max_batch_bytes: int = 1024 * 1024
+    #: Take a snapshot (and compact the log) every this many applied entries.
+    snapshot_entries: int = 10_000
+    #: Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
+    keep_entries: int = 1_000
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class _Proposal:
+    command: Any
+    size: int
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _ReadBatch:
+    futures: list[asyncio.Future[int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatus:
+    node_id: NodeId
+    role: StateRole
+    leader_id: NodeId
+    term: int
+    commit: int
+    applied: int
+    last_index: int
+    snapshot_index: int
+    conf_state: ConfState
+    progress: dict[NodeId, int]  # leader only: matched index per peer
+
+    @property
+    def is_leader(self) -> bool:
+        return self.role == StateRole.LEADER
+
+    @property
+    def is_voter(self) -> bool:
+        return self.node_id in self.conf_state.voters
+
+    @property
+    def is_learner(self) -> bool:
+        return self.node_id in self.conf_state.learners
+
+
+class RaftNode:
+    """One Raft member: owns the core, the WAL and the state machine's apply loop."""
+
+    def __init__(self, config: DriverConfig, applier: Applier) -> None:
+        self.config = config
+        self.id = config.node_id
+        self._applier = applier
+        self._transport: Transport | None = None
+        self._wal: WAL | None = None
+        self._storage = MemoryStorage()
+        self._raw: RawNode | None = None
+        self._wake = asyncio.Event()
+        self._inbox: deque[Message] = deque()
+        self._proposals: deque[_Proposal] = deque()
+        self._ops: deque[Callable[[RawNode], None]] = deque()
+        self._read_waiters: list[asyncio.Future[int]] = []
+        self._reads_in_flight: dict[bytes, _ReadBatch] = {}
+        self._reads_pending_apply: list[tuple[int, asyncio.Future[int]]] = []
+        self._pending: dict[int, list[asyncio.Future[Any]]] = {}
+        self._conf_waiters: list[tuple[ConfChange, asyncio.Future[Any]]] = []
+        self._snapshot_requests: list[asyncio.Future[int]] = []
+        self._seq = 0
+        self._read_seq = 0
+        self._ticks = 0
+        self._applied = 0
+        self._snapshot_index = 0
+        self._role = StateRole.FOLLOWER
+        self._leader = NONE
+        self._conf = ConfState()
+        #: Opaque per-member context (the node layer stores addresses here); replicated through
+        #: conf-change entries and carried in snapshots, so it survives compaction and restarts.
+        self.members: dict[NodeId, bytes] = {}
+        self._on_membership: list[Callable[[ConfState, dict[NodeId, bytes]], None]] = []
+        self._on_role: list[Callable[[StateRole, NodeId], None]] = []
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._fatal: BaseException | None = None
+        self.stopped = asyncio.Event()
+        #: Bumped on every applied index; waiters poll it (learner catch-up, tests).
+        self._applied_event = asyncio.Event()
+        self._role_changed = asyncio.Event()
+
+    # ------------------------------------------------------------------------------ lifecycle --
+    async def start(self, transport: Transport) -> None:
+        self._transport = transport
+        wal, recovered = await asyncio.to_thread(WAL.open, self.config.data_dir)
+        self._wal = wal
+        if recovered.torn_bytes_dropped:
+            log.warning("wal tail truncated on recovery", extra={"bytes": recovered.torn_bytes_dropped})
+        applied = 0
+        if recovered.snapshot is not None and not recovered.snapshot.is_empty():
+            self._storage.apply_snapshot(recovered.snapshot)
+            self._restore_snapshot_data(recovered.snapshot.data)
+            applied = recovered.snapshot.meta.index
+            self._snapshot_index = applied
+        if recovered.entries:
+            self._storage.append(list(recovered.entries))
+        self._storage.set_hard_state(recovered.hard_state)
+        conf = conf_state_from(recovered.snapshot, list(recovered.entries), recovered.hard_state.commit)
+        self._storage.set_conf_state(conf)
+        self._conf = conf
+        self._applied = applied
+        rng = random.Random(self.config.seed if self.config.seed is not None else time.time_ns() ^ self.id)
+        self._raw = RawNode(
+            Config(
+                id=self.id,
+                election_tick=self.config.election_tick,
+                heartbeat_tick=self.config.heartbeat_tick,
+                applied=applied,
+                rng=rng,
+            ),
+            self._storage,
+        )
+        if conf.voters == (self.id,):
+            # A single voter needs nobody's permission: don't make a restarted one-node cluster wait
+            # an election timeout before it serves again.
+            self._raw.campaign()
+        self._loop_task = asyncio.create_task(self._run(), name=f"raft-loop-{self.id}")
+        self._tick_task = asyncio.create_task(self._ticker(), name=f"raft-tick-{self.id}")
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._wake.set()
+        for task in (self._tick_task, self._loop_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self._fail_all(ShuttingDown("node is shutting down"))
+        if self._transport is not None:
+            await self._transport.close()
+        if self._wal is not None:
+            await asyncio.to_thread(self._wal.close)
+        self.stopped.set()
+
+    # ---------------------------------------------------------------------------- public API --
+    @property
+    def is_initialized(self) -> bool:
+        return not self._conf.is_empty()
+
+    @property
+    def leader_id(self) -> NodeId:
+        return self._leader
+
+    @property
+    def role(self) -> StateRole:
+        return self._role
+
+    @property
+    def conf_state(self) -> ConfState:
+        return self._conf
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    def on_membership_change(self, callback: Callable[[ConfState, dict[NodeId, bytes]], None]) -> None:
+        self._on_membership.append(callback)
+
+    def on_role_change(self, callback: Callable[[StateRole, NodeId], None]) -> None:
+        self._on_role.append(callback)
+
+    def status(self) -> DriverStatus:
+        raw = self._require_raw()
+        st = raw.status()
+        progress: dict[NodeId, int] = {}
+        if self._role == StateRole.LEADER:
+            progress = {pid: p.match for pid, p in st.progress.items()}
+        return DriverStatus(
+            node_id=self.id,
+            role=self._role,
+            leader_id=self._leader,
+            term=st.term,
+            commit=st.commit,
+            applied=self._applied,
+            last_index=st.last_index,
+            snapshot_index=self._snapshot_index,
+            conf_state=self._conf,
+            progress=progress,
+        )
+
+    def deliver(self, msg: Message) -> None:
+        """Called by the transport for every message addressed to this node."""
+        if self._stopping:
+            return
+        self._inbox.append(msg)
+        self._wake.set()
+
+    async def propose(self, command: Any, *, size: int = 64, timeout: float = 10.0) -> Any:
+        """Replicate `command`, apply it, and return its result.
+
+        Raises `NotLeader` when this node cannot order it, `OutcomeUnknown` when `timeout` passes
+        first (the command may still be applied), `ShuttingDown` when the node stops.
+        """
+        self._check_running()
+        if self._role != StateRole.LEADER:
+            raise NotLeader(self._leader)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._proposals.append(_Proposal(command, size, fut))
+        self._wake.set()
+        return await self._await(fut, timeout, "proposal")
+
+    async def read_barrier(self, *, timeout: float = 5.0) -> int:
+        """Wait until this node's state machine reflects every write committed before the call
+        (ReadIndex). Concurrent callers share one round of heartbeats. Returns the read index."""
+        self._check_running()
+        if self._leader == NONE:
+            raise NotLeader(NONE)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._read_waiters.append(fut)
+        self._wake.set()
+        result: int = await self._await(fut, timeout, "read index")
+        return result
+
+    async def bootstrap(self) -> None:
+        """Make this node the single voter of a new cluster (`cluster init`)."""
+        self._check_running()
+        if self.is_initialized or self._storage.last_index() > 0:
+            raise AlreadyInitialized("cluster is already initialized")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def op(raw: RawNode) -> None:
+            raw.bootstrap([self.id])
+            raw.campaign()
+            fut.set_result(None)
+
+        self._ops.append(op)
+        self._wake.set()
+        await self._await(fut, 5.0, "bootstrap")
+        # A one-voter cluster elects itself within one persist: return once it leads, so the caller
+        # can write right after `cluster init`.
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while self._role != StateRole.LEADER and asyncio.get_running_loop().time() < deadline:
+            self._role_changed.clear()
+            try:
+                await asyncio.wait_for(
+                    self._role_changed.wait(), deadline - asyncio.get_running_loop().time()
+                )
+            except TimeoutError:
+                break
+
+    async def change_membership(self, cc: ConfChange, *, timeout: float = 30.0) -> ConfState:
+        """Propose one single-server membership change and wait until it is applied."""
+        self._check_running()
+        if self._role != StateRole.LEADER:
+            raise NotLeader(self._leader)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        # Conf-change entries carry no proposal header; match them by (type, node, context) on apply.
+        self._conf_waiters.append((cc, fut))
+
+        def op(raw: RawNode) -> None:
+            try:
+                raw.propose_conf_change(cc)
+            except ProposalDroppedError:
+                self._conf_waiters.remove((cc, fut))
+                if not fut.done():
+                    fut.set_exception(NotLeader(self._leader))
+
+        self._ops.append(op)
+        self._wake.set()
+        result: ConfState = await self._await(fut, timeout, "membership change")
+        return result
+
+    async def transfer_leadership(self, to: NodeId) -> None:
+        self._ops.append(lambda raw: raw.transfer_leader(to))
+        self._wake.set()
+
+    async def trigger_snapshot(self) -> int:
+        """Snapshot the state machine now; returns the snapshot index."""
+        self._check_running()
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._snapshot_requests.append(fut)
+        self._wake.set()
+        result: int = await self._await(fut, 60.0, "snapshot")
+        return result
+
+    async def wait_applied(self, index: int, timeout: float) -> bool:
+        """Poll-free wait until `applied >= index` or the deadline; True if reached."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._applied < index:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            self._applied_event.clear()
+            try:
+                await asyncio.wait_for(self._applied_event.wait(), remaining)
+            except TimeoutError:
+                return self._applied >= index
+        return True
+
+    # ------------------------------------------------------------------------------ internals --
+    def _require_raw(self) -> RawNode:
+        if self._raw is None:
+            raise ShuttingDown("raft node not started")
+        return self._raw
+
+    def _check_running(self) -> None:
+        if self._stopping or self._raw is None:
+            raise ShuttingDown("node is shutting down")
+        if self._fatal is not None:
+            raise ShuttingDown(f"raft loop failed: {self._fatal}")
+
+    async def _await(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            raise OutcomeUnknown(f"{what} timed out after {int(timeout * 1000)}ms") from None
+
+    async def _ticker(self) -> None:
+        interval = self.config.tick_interval_s
+        while not self._stopping:
+            await asyncio.sleep(interval)  # the clock of the node, not a synchronisation
+            self._ticks += 1
+            self._wake.set()
+
+    async def _run(self) -> None:
+        raw = self._require_raw()
+        try:
+            while not self._stopping:
+                await self._wake.wait()
+                self._wake.clear()
+                self._feed(raw)
+                while raw.has_ready() and not self._stopping:
+                    rd = raw.ready()
+                    await self._handle_ready(raw, rd)
+                    raw.advance(rd)
+                    self._feed(raw)
+                await self._maybe_snapshot(raw)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # a failed fsync or a broken invariant: stop, never limp on
+            log.critical("raft loop failed; node stops serving", exc_info=exc)
+            self._fatal = exc
+            self._fail_all(ShuttingDown(f"raft loop failed: {exc}"))
+            self.stopped.set()
+            raise
+
+    def _feed(self, raw: RawNode) -> None:
+        """Hand every queued input to the core. Only called between advance() and ready()."""
+        while self._ticks:
+            self._ticks -= 1
+            raw.tick()
+        while self._inbox:
+            msg = self._inbox.popleft()
+            try:
+                raw.step(msg)
+            except Exception as exc:  # a peer's bad message must not take the node down
+                log.warning("dropped raft message", extra={"type": msg.type.name, "error": str(exc)})
+        while self._ops:
+            self._ops.popleft()(raw)
+        self._feed_proposals(raw)
+        if self._read_waiters:
+            waiters, self._read_waiters = self._read_waiters, []
+            self._read_seq += 1
+            ctx = _HEADER.pack(self.id, self._read_seq)
+            self._reads_in_flight[ctx] = _ReadBatch(waiters)
+            raw.read_index(ctx)
+
+    def _feed_proposals(self, raw: RawNode) -> None:
+        cfg = self.config
+        while self._proposals:
+            batch: list[_Proposal] = []
+            size = 0
+            while self._proposals and len(batch) < cfg.max_batch_commands:
+                p = self._proposals[0]
+                if batch and size + p.size > cfg.max_batch_bytes:
+                    break
+                self._proposals.popleft()
+                if p.future.done():  # the caller gave up before we got to it: don't replicate
+                    continue
+                batch.append(p)
+                size += p.size
+            if not batch:
+                continue
+            self._seq += 1
+            data = _HEADER.pack(self.id, self._seq) + self._applier.encode_batch([p.command for p in batch])
+            try:
+                raw.propose(data)
+            except ProposalDroppedError:
+                err = NotLeader(self._leader)
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(err)
+                continue
+            self._pending[self._seq] = [p.future for p in batch]
+
+    async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self._set_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
+        wal = self._wal
+        assert wal is not None
+        # 1. Persist. Nothing below may happen before this returns.
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            await asyncio.to_thread(wal.save_snapshot, rd.snapshot)
+            self._storage.apply_snapshot(rd.snapshot)
+        if rd.entries or rd.hard_state is not None:
+            await asyncio.to_thread(wal.save, rd.hard_state, rd.entries)
+            if rd.entries:
+                self._storage.append(list(rd.entries))
+            if rd.hard_state is not None:
+                self._storage.set_hard_state(rd.hard_state)
+        # 2. Send.
+        transport = self._transport
+        if transport is not None:
+            for msg in rd.messages:
+                transport.send(msg)
+        # 3. Apply.
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            self._install_snapshot(rd.snapshot)
+        for entry in rd.committed_entries:
+            self._apply_entry(raw, entry)
+        if rd.committed_entries or rd.snapshot is not None:
+            self._applied_event.set()
+        # 4. Release reads whose index is now applied.
+        for rs in rd.read_states:
+            batch = self._reads_in_flight.pop(rs.context, None)
+            if batch is not None:
+                self._reads_pending_apply.extend((rs.index, f) for f in batch.futures)
+        if self._reads_pending_apply:
+            still: list[tuple[int, asyncio.Future[int]]] = []
+            for index, fut in self._reads_pending_apply:
+                if fut.done():
+                    continue
+                if index <= self._applied:
+                    fut.set_result(index)
+                else:
+                    still.append((index, fut))
+            self._reads_pending_apply = still
+
+    def _set_soft_state(self, role: StateRole, leader: NodeId) -> None:
+        was_leader = self._role == StateRole.LEADER
+        self._role, self._leader = role, leader
+        self._role_changed.set()
+        if was_leader and role != StateRole.LEADER:
+            # Our in-flight reads can no longer be confirmed by us; callers retry elsewhere.
+            err = NotLeader(leader)
+            for batch in self._reads_in_flight.values():
+                for f in batch.futures:
+                    if not f.done():
+                        f.set_exception(err)
+            self._reads_in_flight.clear()
+        for cb in self._on_role:
+            cb(role, leader)
+
+    def _apply_entry(self, raw: RawNode, entry: Entry) -> None:
+        if entry.type == EntryType.CONF_CHANGE:
+            cc = decode_conf_change(entry.data)
+            self._conf = raw.apply_conf_change(cc)
+            if cc.type == ConfChangeType.REMOVE_NODE:
+                self.members.pop(cc.node_id, None)
+            elif cc.context:
+                self.members[cc.node_id] = cc.context
+            for waiter in list(self._conf_waiters):
+                pending_cc, fut = waiter
+                if pending_cc == cc:
+                    self._conf_waiters.remove(waiter)
+                    if not fut.done():
+                        fut.set_result(self._conf)
+            for cb in self._on_membership:
+                cb(self._conf, dict(self.members))
+        elif len(entry.data) >= _HEADER.size:
+            proposer, seq = _HEADER.unpack_from(entry.data)
+            results = self._applier.apply_batch(entry.index, entry.data[_HEADER.size :])
+            if proposer == self.id:
+                futures = self._pending.pop(seq, None)
+                if futures is not None:
+                    for fut, result in zip(futures, results, strict=True):
+                        if not fut.done():
+                            fut.set_result(result)
+        self._applied = entry.index
+
+    def _snapshot_data(self) -> bytes:
+        data: bytes = msgpack.packb(
+            {"sm": self._applier.snapshot(), "members": list(self.members.items())}, use_bin_type=True
+        )
+        return data
+
+    def _restore_snapshot_data(self, data: bytes) -> None:
+        image = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        self._applier.restore(image["sm"])
+        self.members = {int(k): bytes(v) for k, v in image["members"]}
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        self._restore_snapshot_data(snap.data)
+        self._applied = snap.meta.index
+        self._snapshot_index = snap.meta.index
+        self._conf = snap.meta.conf_state
+        for cb in self._on_membership:
+            cb(self._conf, dict(self.members))
+
+    async def _maybe_snapshot(self, raw: RawNode) -> None:
+        requests, self._snapshot_requests = self._snapshot_requests, []
+        due = self._applied - self._snapshot_index >= self.config.snapshot_entries
+        if not (due or requests) or self._applied <= self._snapshot_index:
+            for fut in requests:
+                if not fut.done():
+                    fut.set_result(self._snapshot_index)
+            return
+        index = self._applied
+        snap = self._storage.create_snapshot(index, self._conf, self._snapshot_data())
+        assert self._wal is not None
+        await asyncio.to_thread(self._wal.save_snapshot, snap)
+        self._snapshot_index = index
+        compact_to = index - self.config.keep_entries
+        if compact_to > self._storage.first_index():
+            self._storage.compact(compact_to)
+        log.info("snapshot taken", extra={"index": index})
+        for fut in requests:
+            if not fut.done():
+                fut.set_result(index)
+
+    def _fail_all(self, err: Exception) -> None:
+        for futures in self._pending.values():
+            for f in futures:
+                if not f.done():
+                    f.set_exception(err)
+        self._pending.clear()
+        for p in self._proposals:
+            if not p.future.done():
+                p.future.set_exception(err)
+        self._proposals.clear()
+        for f in self._read_waiters:
+            if not f.done():
+                f.set_exception(err)
+        self._read_waiters.clear()
+        for batch in self._reads_in_flight.values():
+            for f in batch.futures:
+                if not f.done():
+                    f.set_exception(err)
+        self._reads_in_flight.clear()
+        for _, f in self._reads_pending_apply:
+            if not f.done():
+                f.set_exception(err)
+        self._reads_pending_apply.clear()
+        for _, f in self._conf_waiters:
+            if not f.done():
+                f.set_exception(err)
+        self._conf_waiters.clear()
+
+
+__all__ = ["Applier", "DriverConfig", "DriverStatus", "RaftNode"]
