@@ -17,10 +17,16 @@ from aspen.api.errors import AspenError, InvalidRequestError, UnauthorizedError,
 from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_ADAPTER, Error, Request, Response
 
+#: A follower forwards a request to the leader at most this many times (a leader that lost its
+#: role meanwhile answers NOT_LEADER instead of forwarding again).
+MAX_PROXY_HOPS = 1
 
-def encode_request(request: Request, auth: bytes) -> bytes:
-    body = request.model_dump()
-    frame: bytes = msgpack.packb({"v": PROTOCOL_VERSION, "auth": auth, "req": body}, use_bin_type=True)
+
+def encode_request(request: Request, auth: bytes, *, hops: int = 0) -> bytes:
+    envelope: dict[str, object] = {"v": PROTOCOL_VERSION, "auth": auth, "req": request.model_dump()}
+    if hops:
+        envelope["hops"] = hops
+    frame: bytes = msgpack.packb(envelope, use_bin_type=True)
     return frame
 
 
@@ -41,6 +47,11 @@ def _describe(err: ValidationError) -> str:
 
 def decode_request(data: bytes, expected_auth: bytes) -> Request:
     """Validate an untrusted request frame: envelope, version, cookie proof, then the request."""
+    return decode_envelope(data, expected_auth)[0]
+
+
+def decode_envelope(data: bytes, expected_auth: bytes) -> tuple[Request, int]:
+    """Like `decode_request`, also returning how many times the request was forwarded."""
     frame = _unpack(data)
     if not isinstance(frame, dict):
         raise InvalidRequestError("invalid request: frame is not a map")
@@ -56,8 +67,11 @@ def decode_request(data: bytes, expected_auth: bytes) -> Request:
         raise InvalidRequestError("invalid request: missing request map")
     if not isinstance(body.get("type"), str):
         raise InvalidRequestError("invalid request: missing variant 'type'")
+    hops = frame.get("hops", 0)
+    if type(hops) is not int or not 0 <= hops <= MAX_PROXY_HOPS:
+        raise InvalidRequestError(f"invalid request: hops must be 0..{MAX_PROXY_HOPS}")
     try:
-        return REQUEST_ADAPTER.validate_python(body)
+        return REQUEST_ADAPTER.validate_python(body), hops
     except ValidationError as err:
         if err.errors(include_url=False)[0]["type"] == "union_tag_invalid":
             raise InvalidRequestError(f"unknown request variant {body['type']!r}") from None

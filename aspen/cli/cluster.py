@@ -136,3 +136,59 @@ async def snapshot(client: AspenClient) -> Output:
         },
         f"Snapshot triggered successfully (index {res.snapshot_index})",
     )
+
+
+@command(cluster_group, "add-learner")
+@click.option("--node-id", type=click.IntRange(min=1), required=True, help="Raft id of the new node.")
+@click.option(
+    "--addr", required=True, help='EndpointAddr JSON: {"id": "<hex64>", "addrs": [{"Ip": "host:port"}]}'
+)
+async def add_learner(client: AspenClient, node_id: int, addr: str) -> Output:
+    """Add a non-voting learner; returns once it has caught up with the log."""
+    res = await client.add_learner(node_id, addr)
+    if not res.is_success:
+        return Output(
+            {"status": "failed", "error": res.error},
+            f"add-learner failed: {res.error}",
+            compact=True,
+            ok=False,
+        )
+    message = f"Learner {node_id} added at {addr}"
+    return Output({"status": "success", "message": message}, message, compact=True)
+
+
+@command(cluster_group, "change-membership")
+@click.argument("members", nargs=-1, type=click.IntRange(min=1), required=True)
+async def change_membership(client: AspenClient, members: tuple[int, ...]) -> Output:
+    """Make the voters exactly MEMBERS (learners are promoted; others are removed)."""
+    res = await client.change_membership(members)
+    if not res.is_success:
+        return Output(
+            {"status": "failed", "error": res.error},
+            f"change-membership failed: {res.error}",
+            compact=True,
+            ok=False,
+        )
+    message = f"Membership changed to voters: {list(members)}"
+    return Output({"status": "success", "message": message}, message, compact=True)
+
+
+@command(cluster_group, "promote")
+@click.option("--learner-id", type=click.IntRange(min=1), required=True)
+@click.option("--replace", type=click.IntRange(min=1), default=None, help="Voter to remove in the same step.")
+@click.option("--force", is_flag=True, help="Accepted for compatibility; has no effect.")
+async def promote(client: AspenClient, learner_id: int, replace: int | None, force: bool) -> Output:
+    """Promote a learner to voter."""
+    res = await client.promote_learner(learner_id, replace_node=replace, force=force)
+    doc = {
+        "status": "success" if res.is_success else "failed",
+        "learner_id": learner_id,
+        "promoted": res.is_success,
+        "message": res.message,
+        "previous_voters": res.previous_voters,
+        "new_voters": res.new_voters,
+    }
+    if res.error:
+        doc["error"] = res.error
+    human = f"Learner {learner_id} promoted to voter" if res.is_success else f"promote failed: {res.error}"
+    return Output(doc, human, compact=True, ok=res.is_success)

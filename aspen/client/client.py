@@ -244,5 +244,21 @@ class AspenClient:
     async def ping(self) -> m.Pong:
         return await self._call(m.Ping(), m.Pong)
 
+    async def add_learner(self, node_id: int, addr: str) -> m.AddLearnerResult:
+        """Add a learner; `addr` is EndpointAddr JSON. Returns once the learner has caught up."""
+        return await self._call(m.AddLearner(node_id=node_id, addr=addr), m.AddLearnerResult)
+
+    async def change_membership(self, members: Sequence[int]) -> m.ChangeMembershipResult:
+        """Make the voter set exactly `members` (learners are promoted, others removed)."""
+        return await self._call(m.ChangeMembership(members=list(members)), m.ChangeMembershipResult)
+
+    async def promote_learner(
+        self, learner_id: int, *, replace_node: int | None = None, force: bool = False
+    ) -> m.PromoteLearnerResult:
+        return await self._call(
+            m.PromoteLearner(learner_id=learner_id, replace_node=replace_node, is_force=force),
+            m.PromoteLearnerResult,
+        )
+
     async def trigger_snapshot(self) -> m.SnapshotResult:
         return await self._call(m.TriggerSnapshot(), m.SnapshotResult)

@@ -8,7 +8,6 @@ and never crashes on a request.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,21 +16,39 @@ from typing import Any, Literal
 
 from aspen import kv
 from aspen.api import messages as m
-from aspen.api.codec import decode_request, encode_error, encode_response
+from aspen.api.codec import MAX_PROXY_HOPS, decode_envelope, encode_error, encode_request, encode_response
 from aspen.api.errors import (
     AspenError,
     InternalError,
+    InvalidRequestError,
     NotInitializedError,
     NotLeaderError,
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.node.membership import (
+    EndpointAddr,
+    MembershipError,
+    add_learner,
+    change_voters,
+    parse_endpoint_addr,
+    promote,
+)
 from aspen.node.metrics import NodeMetrics
 from aspen.node.state import NodeStateMachine
-from aspen.raft.core.types import StateRole
-from aspen.raft.errors import AlreadyInitialized, NotLeader, OutcomeUnknown, RaftError, ShuttingDown
+from aspen.raft.core.types import ConfChange, ConfChangeType, StateRole
+from aspen.raft.errors import (
+    AlreadyInitialized,
+    InvalidMembershipChange,
+    NotLeader,
+    OutcomeUnknown,
+    RaftError,
+    ShuttingDown,
+)
 from aspen.raft.node import RaftNode
-from aspen.rpc.ticket import ClusterTicket, TicketPeer
+from aspen.rpc.client import RpcClient
+from aspen.rpc.errors import RpcConnectError, RpcTransportError
+from aspen.rpc.ticket import ClusterTicket, TicketPeer, parse_host_port
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +73,25 @@ class NodeIdentityInfo:
     addrs: tuple[str, ...]  # "host:port" dial targets
 
     def endpoint_addr_json(self) -> bytes:
-        return json.dumps({"id": self.endpoint_id, "addrs": [{"Ip": a} for a in self.addrs]}).encode()
+        return EndpointAddr(self.endpoint_id, self.addrs).to_json()
 
 
-def parse_endpoint_addr(raw: bytes | str) -> tuple[str, tuple[str, ...]]:
-    """EndpointAddr JSON (reference §3.2) → (endpoint id, host:port addresses)."""
-    doc = json.loads(raw)
-    addrs = tuple(a["Ip"] for a in doc.get("addrs", []) if isinstance(a, dict) and "Ip" in a)
-    return str(doc["id"]), addrs
+#: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
+#: local: a follower serves them after a ReadIndex round through the leader).
+FORWARDED = frozenset(
+    {
+        "WriteKey",
+        "DeleteKey",
+        "CompareAndSwapKey",
+        "CompareAndDeleteKey",
+        "BatchWrite",
+        "ConditionalBatchWrite",
+        "AddLearner",
+        "ChangeMembership",
+        "PromoteLearner",
+    }
+)
+FORWARD_TIMEOUT_S = 30.0
 
 
 class NodeService:
@@ -84,6 +112,7 @@ class NodeService:
         self.state = state
         self.metrics = metrics
         self._started = time.monotonic()
+        self._leader_clients: dict[int, tuple[bytes, RpcClient]] = {}
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,
             "GetHealth": self._health,
@@ -95,6 +124,9 @@ class NodeService:
             "GetClusterState": self._cluster_state,
             "GetMetrics": self._metrics,
             "TriggerSnapshot": self._trigger_snapshot,
+            "AddLearner": self._add_learner,
+            "ChangeMembership": self._change_membership,
+            "PromoteLearner": self._promote_learner,
             "ReadKey": self._read_key,
             "WriteKey": self._write_key,
             "DeleteKey": self._delete_key,
@@ -112,12 +144,15 @@ class NodeService:
         started = time.perf_counter()
         op = "Invalid"
         try:
-            request = decode_request(data, self._auth)
+            request, hops = decode_envelope(data, self._auth)
             op = request.type
             if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
                 raise NotInitializedError()
-            response = await self._handlers[op](request)
-            frame = encode_response(response)
+            if op in FORWARDED and self.raft.role != StateRole.LEADER:
+                frame = await self._forward(request, hops)
+            else:
+                response = await self._handlers[op](request)
+                frame = encode_response(response)
         except AspenError as err:
             self.metrics.error(op, err.code.value)
             frame = encode_error(err)
@@ -140,7 +175,45 @@ class NodeService:
             return OutcomeUnknownError(str(err))
         if isinstance(err, ShuttingDown):
             return ServiceUnavailableError(str(err))
+        if isinstance(err, InvalidMembershipChange):
+            return InvalidRequestError(f"invalid request: {err}")
         return InternalError(str(err))
+
+    async def _forward(self, request: m.Request, hops: int) -> bytes:
+        """Send `request` to the leader and relay its answer verbatim (reference §4.8)."""
+        leader = self.raft.leader_id
+        if (
+            not leader
+            or leader == self.me.node_id
+            or hops >= MAX_PROXY_HOPS
+            or leader not in self.raft.members
+        ):
+            raise NotLeaderError("NOT_LEADER", leader or None)
+        client = self._leader_client(leader)
+        frame = encode_request(request, self._auth, hops=hops + 1)
+        try:
+            return await client.request(frame, timeout=FORWARD_TIMEOUT_S)
+        except RpcConnectError:
+            raise NotLeaderError(
+                "NOT_LEADER", leader
+            ) from None  # nothing sent: the client may retry anywhere
+        except RpcTransportError as err:
+            raise OutcomeUnknownError(f"forwarding to leader {leader} failed: {err}") from None
+
+    def _leader_client(self, leader: int) -> RpcClient:
+        context = self.raft.members[leader]
+        cached = self._leader_clients.get(leader)
+        if cached is not None and cached[0] == context:
+            return cached[1]
+        addr = parse_endpoint_addr(context)
+        client = RpcClient(addr.endpoint_id, [parse_host_port(a) for a in addr.addrs])
+        self._leader_clients[leader] = (context, client)
+        return client
+
+    async def close(self) -> None:
+        for _, client in self._leader_clients.values():
+            await client.aclose()
+        self._leader_clients.clear()
 
     async def _propose(self, command: Any, size: int) -> Any:
         return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S)
@@ -216,8 +289,8 @@ class NodeService:
         for node_id in self.raft.conf_state.voters:
             if node_id == self.me.node_id or node_id not in self.raft.members:
                 continue
-            endpoint_id, addrs = parse_endpoint_addr(self.raft.members[node_id])
-            peers.append(TicketPeer(endpoint_id, addrs))
+            addr = parse_endpoint_addr(self.raft.members[node_id])
+            peers.append(TicketPeer(addr.endpoint_id, addr.addrs))
         return peers[:16]
 
     def ticket(self) -> ClusterTicket:
@@ -234,7 +307,48 @@ class NodeService:
             await self.raft.bootstrap()
         except AlreadyInitialized:
             return m.InitResult(is_success=False, error="cluster already initialized")
+        # Record our own address in the log (a no-op re-add), so every member that ever joins learns
+        # how to reach the founder from the replicated membership.
+        await self.raft.change_membership(
+            ConfChange(ConfChangeType.ADD_VOTER, self.me.node_id, self.me.endpoint_addr_json())
+        )
         return m.InitResult(is_success=True)
+
+    async def _add_learner(self, req: m.AddLearner) -> m.AddLearnerResult:
+        try:
+            addr = parse_endpoint_addr(req.addr)
+            await add_learner(self.raft, req.node_id, addr)
+        except MembershipError as err:
+            return m.AddLearnerResult(is_success=False, error=str(err))
+        return m.AddLearnerResult(is_success=True)
+
+    async def _change_membership(self, req: m.ChangeMembership) -> m.ChangeMembershipResult:
+        try:
+            await change_voters(self.raft, list(req.members))
+        except MembershipError as err:
+            return m.ChangeMembershipResult(is_success=False, error=str(err))
+        return m.ChangeMembershipResult(is_success=True)
+
+    async def _promote_learner(self, req: m.PromoteLearner) -> m.PromoteLearnerResult:
+        previous = list(self.raft.conf_state.voters)
+        try:
+            conf = await promote(self.raft, req.learner_id, req.replace_node)
+        except MembershipError as err:
+            return m.PromoteLearnerResult(
+                is_success=False,
+                learner_id=req.learner_id,
+                previous_voters=previous,
+                new_voters=list(self.raft.conf_state.voters),
+                message="promotion failed",
+                error=str(err),
+            )
+        return m.PromoteLearnerResult(
+            is_success=True,
+            learner_id=req.learner_id,
+            previous_voters=previous,
+            new_voters=list(conf.voters),
+            message=f"promoted learner {req.learner_id} to voter",
+        )
 
     async def _cluster_state(self, _: m.GetClusterState) -> m.ClusterState:
         conf = self.raft.conf_state

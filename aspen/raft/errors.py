@@ -25,3 +25,11 @@ class ShuttingDown(RaftError):
 
 class AlreadyInitialized(RaftError):
     pass
+
+
+class MembershipChangePending(RaftError):
+    """Another membership change is not applied yet; retry shortly."""
+
+
+class InvalidMembershipChange(RaftError):
+    """The change makes no sense for the current membership (e.g. removing the last voter)."""

@@ -53,7 +53,14 @@ from aspen.raft.core.types import (
     Snapshot,
     StateRole,
 )
-from aspen.raft.errors import AlreadyInitialized, NotLeader, OutcomeUnknown, ShuttingDown
+from aspen.raft.errors import (
+    AlreadyInitialized,
+    InvalidMembershipChange,
+    MembershipChangePending,
+    NotLeader,
+    OutcomeUnknown,
+    ShuttingDown,
+)
 from aspen.raft.transport import Transport
 from aspen.raft.wal import WAL
 
@@ -310,21 +317,30 @@ class RaftNode:
         result: int = await self._await(fut, timeout, "read index")
         return result
 
-    async def bootstrap(self) -> None:
-        """Make this node the single voter of a new cluster (`cluster init`)."""
+    async def bootstrap(self, voters: Sequence[NodeId] | None = None) -> None:
+        """Start a new cluster. By default this node is its single voter (`cluster init`); with
+        `voters`, every listed node must bootstrap with the same list (in-process clusters)."""
         self._check_running()
         if self.is_initialized or self._storage.last_index() > 0:
             raise AlreadyInitialized("cluster is already initialized")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def op(raw: RawNode) -> None:
-            raw.bootstrap([self.id])
-            raw.campaign()
+            members = list(voters) if voters else [self.id]
+            try:
+                raw.bootstrap(members)
+            except ValueError as err:  # the core refuses a non-empty log: someone initialised first
+                fut.set_exception(AlreadyInitialized(str(err)))
+                return
+            if members == [self.id]:
+                raw.campaign()
             fut.set_result(None)
 
         self._ops.append(op)
         self._wake.set()
         await self._await(fut, 5.0, "bootstrap")
+        if voters and list(voters) != [self.id]:
+            return
         # A one-voter cluster elects itself within one persist: return once it leads, so the caller
         # can write right after `cluster init`.
         deadline = asyncio.get_running_loop().time() + 5.0
@@ -338,27 +354,54 @@ class RaftNode:
                 break
 
     async def change_membership(self, cc: ConfChange, *, timeout: float = 30.0) -> ConfState:
-        """Propose one single-server membership change and wait until it is applied."""
-        self._check_running()
-        if self._role != StateRole.LEADER:
-            raise NotLeader(self._leader)
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        # Conf-change entries carry no proposal header; match them by (type, node, context) on apply.
-        self._conf_waiters.append((cc, fut))
+        """Propose one single-server membership change and wait until it is applied.
 
+        While an earlier change is still unapplied (e.g. just after an election) the proposal is
+        retried until `timeout`."""
+        self._check_running()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self._role != StateRole.LEADER:
+                raise NotLeader(self._leader)
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._ops.append(self._conf_change_op(cc, fut))
+            self._wake.set()
+            try:
+                remaining = max(0.001, deadline - loop.time())
+                result: ConfState = await self._await(fut, remaining, "membership change")
+                return result
+            except MembershipChangePending:
+                if loop.time() >= deadline:
+                    raise OutcomeUnknown("membership change still pending at the deadline") from None
+                # Bounded by the deadline; the pending change applies within about one round trip.
+                await asyncio.sleep(0.05)
+
+    def _conf_change_op(self, cc: ConfChange, fut: asyncio.Future[Any]) -> Callable[[RawNode], None]:
         def op(raw: RawNode) -> None:
             try:
                 raw.propose_conf_change(cc)
-            except ProposalDroppedError:
-                self._conf_waiters.remove((cc, fut))
-                if not fut.done():
-                    fut.set_exception(NotLeader(self._leader))
+            except ProposalDroppedError as err:
+                pending = "pending" in str(err)
+                fut.set_exception(MembershipChangePending(str(err)) if pending else NotLeader(self._leader))
+                return
+            except ValueError as err:
+                fut.set_exception(InvalidMembershipChange(str(err)))
+                return
+            # Conf-change entries carry no proposal header; match them by content on apply.
+            self._conf_waiters.append((cc, fut))
+
+        return op
+
+    def report_unreachable(self, node_id: NodeId) -> None:
+        """The transport lost `node_id`: slow down replication to it, and retry any snapshot."""
+
+        def op(raw: RawNode) -> None:
+            raw.report_unreachable(node_id)
+            raw.report_snapshot(node_id, False)
 
         self._ops.append(op)
         self._wake.set()
-        result: ConfState = await self._await(fut, timeout, "membership change")
-        return result
 
     async def transfer_leadership(self, to: NodeId) -> None:
         self._ops.append(lambda raw: raw.transfer_leader(to))
@@ -452,8 +495,15 @@ class RaftNode:
             waiters, self._read_waiters = self._read_waiters, []
             self._read_seq += 1
             ctx = _HEADER.pack(self.id, self._read_seq)
-            self._reads_in_flight[ctx] = _ReadBatch(waiters)
-            raw.read_index(ctx)
+            try:
+                raw.read_index(ctx)
+            except ProposalDroppedError:
+                err = NotLeader(self._leader)
+                for f in waiters:
+                    if not f.done():
+                        f.set_exception(err)
+            else:
+                self._reads_in_flight[ctx] = _ReadBatch(waiters)
 
     def _feed_proposals(self, raw: RawNode) -> None:
         cfg = self.config
@@ -544,7 +594,15 @@ class RaftNode:
     def _apply_entry(self, raw: RawNode, entry: Entry) -> None:
         if entry.type == EntryType.CONF_CHANGE:
             cc = decode_conf_change(entry.data)
-            self._conf = raw.apply_conf_change(cc)
+            try:
+                self._conf = raw.apply_conf_change(cc)
+            except ValueError as err:
+                # Validated when proposed, so this only happens if membership moved in between; every
+                # replica sees the same log and skips the same entry.
+                log.warning("skipped invalid membership change", extra={"change": str(cc), "error": str(err)})
+                self._fail_conf_waiter(cc, InvalidMembershipChange(str(err)))
+                self._applied = entry.index
+                return
             if cc.type == ConfChangeType.REMOVE_NODE:
                 self.members.pop(cc.node_id, None)
             elif cc.context:
@@ -555,6 +613,7 @@ class RaftNode:
                     self._conf_waiters.remove(waiter)
                     if not fut.done():
                         fut.set_result(self._conf)
+                    break
             for cb in self._on_membership:
                 cb(self._conf, dict(self.members))
         elif len(entry.data) >= _HEADER.size:
@@ -567,6 +626,14 @@ class RaftNode:
                         if not fut.done():
                             fut.set_result(result)
         self._applied = entry.index
+
+    def _fail_conf_waiter(self, cc: ConfChange, err: Exception) -> None:
+        for waiter in list(self._conf_waiters):
+            if waiter[0] == cc:
+                self._conf_waiters.remove(waiter)
+                if not waiter[1].done():
+                    waiter[1].set_exception(err)
+                return
 
     def _snapshot_data(self) -> bytes:
         data: bytes = msgpack.packb(
