@@ -7,13 +7,24 @@ A seed fully determines a run: one `random.Random(seed)` drives the fault schedu
 throws away everything else (the RawNode, its unstable log, the state machine) and rebuilds the
 node from the disk the way the real driver recovers from its WAL.
 
+Faults: message drop, delay, duplication, reordering (per-link FIFO otherwise), partitions and
+heals, crash/restart, log compaction + snapshots, leadership transfers and (in some seeds)
+membership changes (add learner/voter, promote, remove) with spare node ids.
+
 Invariants checked after every step (raising `SafetyViolation`):
 * election safety: at most one leader per term;
-* log matching: one (index, term) identifies one entry (same data) with one predecessor term;
+* log matching: one (index, term) identifies one entry (same data) with one predecessor term -
+  checked for every entry as it is persisted by any node, plus a full pairwise comparison of all
+  logs every 100 steps and at the end of each phase;
 * leader completeness: a new leader holds the highest entry ever committed;
-* durability: the highest committed entry is on the disks of a quorum of voters (crashes included);
+* durability: the highest committed entry is on the disks of a quorum of voters (crashes included;
+  checked while membership is unchanged - afterwards a new majority may legitimately lag);
 * state-machine safety: no two nodes apply different entries at one index, and applies are gapless;
-* ReadIndex: a ReadState's index is >= everything applied anywhere when the read was issued.
+* ReadIndex: a ReadState's index is >= everything applied anywhere when the read was issued;
+* durability of applies: a node only applies entries that are on its own disk.
+
+After the fault phase everything is healed and restarted; a leader must emerge and new proposals
+must be applied by every live member (`LivenessFailure` otherwise).
 """
 
 from __future__ import annotations
@@ -24,7 +35,6 @@ from dataclasses import dataclass, field
 import msgpack
 
 from aspen.raft.core import (
-    NONE,
     ConfChange,
     ConfChangeType,
     Config,
@@ -129,7 +139,7 @@ class SimNode:
     was_leader_term: int = 0
 
 
-def _encode_sm(sm: list[tuple[int, bytes]], conf: ConfState) -> bytes:
+def _encode_sm(sm: list[tuple[int, bytes]]) -> bytes:
     packed: bytes = msgpack.packb([[list(x) for x in sm]], use_bin_type=True)
     return packed
 
@@ -474,7 +484,7 @@ class Sim:
         d = sn.disk
         if sn.applied - d.snapshot().meta.index < 3:
             return
-        snap: Snapshot = d.create_snapshot(sn.applied, sn.conf, _encode_sm(sn.sm, sn.conf))
+        snap: Snapshot = d.create_snapshot(sn.applied, sn.conf, _encode_sm(sn.sm))
         keep = self.rng.randint(0, 2)
         d.compact(max(snap.meta.index - keep, d.first_index()))
 
@@ -633,4 +643,4 @@ def run_seed(seed: int, params: SimParams | None = None) -> int:
     return Sim(seed, params).run()
 
 
-__all__ = ["NONE", "LivenessFailure", "SafetyViolation", "Sim", "SimParams", "run_seed"]
+__all__ = ["LivenessFailure", "SafetyViolation", "Sim", "SimParams", "run_seed"]

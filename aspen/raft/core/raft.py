@@ -27,7 +27,7 @@ import enum
 import random
 from dataclasses import dataclass, field
 
-from aspen.raft.core.confchange import apply_conf_change, decode_conf_change
+from aspen.raft.core.confchange import apply_conf_change
 from aspen.raft.core.log import RaftLog
 from aspen.raft.core.progress import ProgressState, ProgressTracker, VoteResult
 from aspen.raft.core.storage import CompactedError, Storage, entry_size
@@ -442,7 +442,7 @@ class Raft:
             self.become_candidate()
             vote_type = MT.VOTE
             term = self.term
-        if self._poll(self.id, vote_type, True) == VoteResult.WON:
+        if self._poll(self.id, True) == VoteResult.WON:
             # Single voter: won outright.
             if t == _Campaign.PRE_ELECTION:
                 self.campaign(_Campaign.ELECTION)
@@ -464,8 +464,7 @@ class Raft:
                 )
             )
 
-    def _poll(self, nid: NodeId, typ: MessageType, granted: bool) -> VoteResult:
-        del typ  # kept for symmetry with etcd's poll(); the type was already checked
+    def _poll(self, nid: NodeId, granted: bool) -> VoteResult:
         self.prs.record_vote(nid, granted)
         return self.prs.tally_votes()[2]
 
@@ -495,10 +494,12 @@ class Raft:
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.check_quorum or self.pre_vote) and m.type in (MT.HEARTBEAT, MT.APP):
-                # A stale leader (e.g. rejoining after a partition) would otherwise never learn
-                # the new term if we ignore it, since with pre-vote/check-quorum our votes
-                # requests never reach it with a higher term. Tell it.
+            if m.type in (MT.HEARTBEAT, MT.APP):
+                # Tell a stale leader our term so it steps down (Raft paper behaviour). etcd only
+                # does this with check-quorum/pre-vote, relying otherwise on our VOTE requests to
+                # spread the higher term - but those only go to the voters of *our* (possibly
+                # stale) config, so the leader might never learn of it and we could never
+                # rejoin: a liveness bug the simulator found (seed 988, membership changes).
                 self._send(self._msg(MT.APP_RESP, m.frm))
             elif m.type == MT.PRE_VOTE:
                 # Reject with our term so the pre-candidate learns it is behind.
@@ -663,7 +664,7 @@ class Raft:
             self.become_follower(m.term, m.frm)
             self._handle_snapshot(m)
         elif m.type == my_resp:
-            res = self._poll(m.frm, m.type, not m.reject)
+            res = self._poll(m.frm, not m.reject)
             if res == VoteResult.WON:
                 if self.state == StateRole.PRE_CANDIDATE:
                     self.campaign(_Campaign.ELECTION)
@@ -816,6 +817,3 @@ class Raft:
         if self.lead_transferee != NONE and self.lead_transferee not in self.prs.voters:
             self.abort_leader_transfer()
         return cs
-
-    def conf_change_entry_data(self, e: Entry) -> ConfChange:
-        return decode_conf_change(e.data)

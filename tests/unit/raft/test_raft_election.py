@@ -194,3 +194,11 @@ def test_single_node_elects_itself_on_tick() -> None:
     for _ in range(25):
         c.tick(1)
     assert c.raft(1).state == StateRole.LEADER
+
+
+def test_stale_leader_told_new_term_even_without_prevote_or_check_quorum() -> None:
+    # Found by the simulator: otherwise a node with a higher term and a stale config (whose
+    # votes never reach the leader) could be locked out forever.
+    r = _raft(1, [1, 2, 3], [Entry(term=1, index=1)], term=5, pre_vote=False, check_quorum=False)
+    r.step(Message(type=MT.HEARTBEAT, frm=2, to=1, term=3))
+    assert [(m.type, m.to, m.term) for m in r.msgs] == [(MT.APP_RESP, 2, 5)]

@@ -280,3 +280,25 @@ def test_restart_preserves_hard_state() -> None:
     assert rn.raft.vote == c.raft(2).vote
     assert rn.raft.log.committed == c.raft(2).log.committed
     assert not rn.raft.log.has_next_committed_entries()
+
+
+def test_status_reports_leader_progress() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    c.nodes[1].propose(b"x")
+    c.stabilize()
+    st = c.nodes[1].status()
+    assert st.role.name == "LEADER" and st.leader_id == 1 and st.id == 1
+    assert st.commit == st.last_index == st.applied
+    assert set(st.progress) == {1, 2, 3}
+    assert st.progress[2].match == st.last_index and st.progress[2].state == "REPLICATE"
+    assert c.nodes[2].status().progress == {}
+
+
+def test_report_unreachable_moves_replicating_peer_to_probe() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    pr = c.raft(1).prs.progress[2]
+    assert pr.state == ProgressState.REPLICATE
+    c.nodes[1].report_unreachable(2)
+    assert pr.state == ProgressState.PROBE
