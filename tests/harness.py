@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,6 +132,29 @@ class NodeProcess:
         return self.proc.returncode
 
 
+def free_port(host: str) -> int:
+    """A port number free for both TCP and UDP on `host` (the node uses both with one number)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+            return port
+    raise AssertionError(f"no free port on {host}")
+
+
+def endpoint_addr(node: NodeProcess) -> str:
+    """The EndpointAddr JSON of a running node, built from its log line as an operator would."""
+    line = [ln for ln in node.log().splitlines() if "cluster ticket generated" in ln][-1]
+    endpoint_id = re.findall(r"endpoint_id=([0-9a-f]{64})", line)[-1]
+    addrs = re.findall(r"direct_addrs=\[(.*?)\]", line)[-1].split(",")
+    return json.dumps({"id": endpoint_id, "addrs": [{"Ip": a.strip()} for a in addrs]})
+
+
 def cli(
     ticket: str | None,
     *args: str,
@@ -152,3 +176,75 @@ def cli(
     return CliResult(
         proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
     )
+
+
+class BackgroundWriter:
+    """Writes unique keys through `AspenClient` from its own thread until stopped, or until `max_ops`
+    or `max_seconds` (bounded either way). Records what was acknowledged and how long each call took."""
+
+    def __init__(
+        self, ticket: str, prefix: str, *, max_ops: int = 50_000, max_seconds: float = 300.0
+    ) -> None:
+        import threading
+
+        self.ticket, self.prefix = ticket, prefix
+        self.max_ops, self.max_seconds = max_ops, max_seconds
+        self.acked: dict[str, bytes] = {}
+        self.errors: list[str] = []
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"writer-{prefix}", daemon=True)
+
+    def start(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> BackgroundWriter:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        return self
+
+    def wait_acked(self, n: int, timeout: float = 30.0) -> None:
+        wait_for(lambda: len(self.acked) >= n, timeout=timeout, what=f"{n} acknowledged writes")
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aspen.api.errors import AspenError
+        from aspen.client import AspenClient
+
+        async def go() -> None:
+            deadline = time.monotonic() + self.max_seconds
+            async with AspenClient(self.ticket, timeout=5) as client:
+                for i in range(self.max_ops):
+                    if self._stop.is_set() or time.monotonic() > deadline:
+                        return
+                    key, value = f"{self.prefix}{i:07d}", f"v{i}".encode()
+                    started = time.monotonic()
+                    try:
+                        res = await client.set(key, value)
+                    except AspenError as err:  # unavailable or outcome unknown: not acknowledged
+                        self.errors.append(str(err))
+                        await asyncio.sleep(0.05)  # back off a little while the cluster recovers
+                        continue
+                    self.latencies.append(time.monotonic() - started)
+                    if res.is_success:
+                        self.acked[key] = value
+
+        asyncio.run(go())
+
+
+async def read_all(ticket: str, prefix: str) -> dict[str, bytes]:
+    """Every key under `prefix` (linearizable scan, paginated)."""
+    from aspen.client import AspenClient
+
+    found: dict[str, bytes] = {}
+    async with AspenClient(ticket, timeout=30) as client:
+        token = None
+        for _ in range(10_000):
+            page = await client.scan(prefix, limit=10_000, continuation_token=token)
+            found.update((e.key, e.value) for e in page.entries)
+            token = page.continuation_token
+            if not page.is_truncated:
+                break
+    return found

@@ -138,6 +138,15 @@ async def snapshot(client: AspenClient) -> Output:
     )
 
 
+def _status_output(command_name: str, ok: bool, error: str | None, message: str) -> Output:
+    """The compact `{"status", "message"}` answer of the membership commands."""
+    if not ok:
+        return Output(
+            {"status": "failed", "error": error}, f"{command_name} failed: {error}", compact=True, ok=False
+        )
+    return Output({"status": "success", "message": message}, message, compact=True)
+
+
 @command(cluster_group, "add-learner")
 @click.option("--node-id", type=click.IntRange(min=1), required=True, help="Raft id of the new node.")
 @click.option(
@@ -146,15 +155,7 @@ async def snapshot(client: AspenClient) -> Output:
 async def add_learner(client: AspenClient, node_id: int, addr: str) -> Output:
     """Add a non-voting learner; returns once it has caught up with the log."""
     res = await client.add_learner(node_id, addr)
-    if not res.is_success:
-        return Output(
-            {"status": "failed", "error": res.error},
-            f"add-learner failed: {res.error}",
-            compact=True,
-            ok=False,
-        )
-    message = f"Learner {node_id} added at {addr}"
-    return Output({"status": "success", "message": message}, message, compact=True)
+    return _status_output("add-learner", res.is_success, res.error, f"Learner {node_id} added at {addr}")
 
 
 @command(cluster_group, "change-membership")
@@ -162,15 +163,9 @@ async def add_learner(client: AspenClient, node_id: int, addr: str) -> Output:
 async def change_membership(client: AspenClient, members: tuple[int, ...]) -> Output:
     """Make the voters exactly MEMBERS (learners are promoted; others are removed)."""
     res = await client.change_membership(members)
-    if not res.is_success:
-        return Output(
-            {"status": "failed", "error": res.error},
-            f"change-membership failed: {res.error}",
-            compact=True,
-            ok=False,
-        )
-    message = f"Membership changed to voters: {list(members)}"
-    return Output({"status": "success", "message": message}, message, compact=True)
+    return _status_output(
+        "change-membership", res.is_success, res.error, f"Membership changed to voters: {list(members)}"
+    )
 
 
 @command(cluster_group, "promote")

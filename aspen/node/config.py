@@ -26,6 +26,7 @@ class NodeConfig:
     election_timeout_max_ms: int = 3000
     tick_ms: int = 100
     snapshot_entries: int = 10_000
+    snapshot_keep_entries: int = 1_000
     dev: bool = False
 
     def validate(self) -> None:
@@ -41,6 +42,8 @@ class NodeConfig:
             raise ConfigError("cookie must be at most 1024 bytes")
         if not 0 <= self.bind_port <= 65535:
             raise ConfigError(f"bind port {self.bind_port} out of range 0..65535")
+        if self.snapshot_entries < 1 or self.snapshot_keep_entries < 0:
+            raise ConfigError("snapshot-entries must be positive and snapshot-keep-entries not negative")
         if self.election_timeout_max_ms <= self.election_timeout_min_ms:
             raise ConfigError("election-timeout-max-ms must exceed election-timeout-min-ms")
         if self.heartbeat_interval_ms <= 0 or self.heartbeat_interval_ms >= self.election_timeout_min_ms:

@@ -8,6 +8,8 @@ one-node cluster on first start, so a newcomer has a usable store after one comm
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import secrets
 import signal
@@ -24,20 +26,27 @@ from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
 from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.logsetup import configure
+from aspen.node.membership import parse_endpoint_addr
 from aspen.node.metrics import NodeMetrics
 from aspen.node.service import NodeIdentityInfo, NodeService
 from aspen.node.state import NodeStateMachine
-from aspen.raft.core.types import StateRole
+from aspen.raft.core.types import ConfState, StateRole
+from aspen.raft.net import TcpTransport
 from aspen.raft.node import DriverConfig, RaftNode
-from aspen.raft.transport import InMemoryNetwork
 from aspen.rpc.auth import cookie_proof
-from aspen.rpc.identity import load_or_create
+from aspen.rpc.identity import NodeIdentity, load_or_create
 from aspen.rpc.server import PeerInfo, RpcServer
+from aspen.rpc.ticket import parse_host_port
 
 log = structlog.get_logger("aspen.node")
 
 TICKET_FILE = "cluster-ticket.txt"
 DEV_COOKIE_FILE = "dev-cookie"
+
+
+def raft_secret(cookie: str) -> bytes:
+    """The key peers prove knowledge of in the Raft handshake (derived, so the cookie never travels)."""
+    return hmac.new(cookie.encode(), b"aspen-raft-secret-v1", hashlib.sha256).digest()
 
 
 def write_private_file(path: Path, text: str) -> None:
@@ -67,52 +76,40 @@ class Node:
                 election_tick=config.election_tick,
                 heartbeat_tick=config.heartbeat_tick,
                 snapshot_entries=config.snapshot_entries,
+                keep_entries=config.snapshot_keep_entries,
             ),
             self.state,
         )
         self.server: RpcServer | None = None
+        self.transport: TcpTransport | None = None
         self.service: NodeService | None = None
+        self._peers: set[int] = set()
 
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         identity = await asyncio.to_thread(load_or_create, cfg.data_dir, cfg.secret_key)
-        # Single-node transport for now: there are no peers to reach until the multi-node issue
-        # brings the TLS peer transport; a one-voter cluster never sends a message.
-        network = InMemoryNetwork()
-        transport = network.register(cfg.node_id, self.raft.deliver)
-        await self.raft.start(transport)
+        port = await self._bind(identity)
+        addr = f"{cfg.host}:{port}"
+        me = NodeIdentityInfo(node_id=cfg.node_id, endpoint_id=identity.endpoint_id, addrs=(addr,))
+        self.service = NodeService(
+            me=me,
+            cookie_proof=cookie_proof(cfg.cookie),
+            cookie=cfg.cookie,
+            raft=self.raft,
+            state=self.state,
+            metrics=self.metrics,
+        )
+        self.raft.on_membership_change(self._sync_peers)
+        assert self.transport is not None
+        await self.raft.start(self.transport)
+        self._sync_peers(self.raft.conf_state, dict(self.raft.members))
         st = self.raft.status()
         log.info(
             f"startup begin: state: {_role(st.role, st.is_learner)}, is_leader: {str(st.is_leader).lower()}, "
             f"is_voter: {str(st.is_voter).lower()}",
             node_id=cfg.node_id,
         )
-        proof = cookie_proof(cfg.cookie)
-        self.server = RpcServer(
-            identity,
-            self._handle,
-            host=cfg.host,
-            port=cfg.bind_port,
-            oversize_response=encode_error(
-                InvalidRequestError(f"request exceeds maximum message size of {MAX_MESSAGE_BYTES} bytes")
-            ),
-            busy_response=encode_error(
-                ServiceUnavailableError("too many concurrent requests on this connection")
-            ),
-        )
-        _, port = await self.server.start()
-        addr = f"{cfg.host}:{port}"
-        me = NodeIdentityInfo(node_id=cfg.node_id, endpoint_id=identity.endpoint_id, addrs=(addr,))
-        self.service = NodeService(
-            me=me,
-            cookie_proof=proof,
-            cookie=cfg.cookie,
-            raft=self.raft,
-            state=self.state,
-            metrics=self.metrics,
-        )
-        self.raft.on_membership_change(lambda _conf, _members: self.write_ticket())
         self.write_ticket()
         log.info(
             f"cluster ticket generated with direct addresses endpoint_id={identity.endpoint_id} "
@@ -120,8 +117,68 @@ class Node:
             ticket_path=str(cfg.data_dir / TICKET_FILE),
         )
 
+    async def _bind(self, identity: NodeIdentity) -> int:
+        """QUIC (UDP) for clients and TLS/TCP for peers, on one port number. With port 0 the UDP port
+        is picked first; if that number is taken for TCP, try again with another."""
+        cfg = self.config
+        oversize = encode_error(
+            InvalidRequestError(f"request exceeds maximum message size of {MAX_MESSAGE_BYTES} bytes")
+        )
+        busy = encode_error(ServiceUnavailableError("too many concurrent requests on this connection"))
+        attempts = 1 if cfg.bind_port else 20
+        for attempt in range(attempts):
+            server = RpcServer(
+                identity,
+                self._handle,
+                host=cfg.host,
+                port=cfg.bind_port,
+                oversize_response=oversize,
+                busy_response=busy,
+            )
+            _, port = await server.start()
+            transport = TcpTransport(
+                node_id=cfg.node_id,
+                identity=identity,
+                host=cfg.host,
+                port=port,
+                deliver=self.raft.deliver,
+                on_unreachable=self.raft.report_unreachable,
+                cluster_secret=raft_secret(cfg.cookie),
+                # Until it has joined a cluster a node knows no members; it admits peers that prove
+                # the cookie, so that a leader can add it.
+                admit_unknown=lambda _node_id: not self.raft.is_initialized,
+            )
+            try:
+                await transport.start()
+            except OSError:
+                await server.close()
+                if attempt == attempts - 1:
+                    raise
+                continue
+            self.server, self.transport = server, transport
+            return port
+        raise OSError("no port number free for both UDP and TCP")  # pragma: no cover
+
+    def _sync_peers(self, conf: ConfState, members: dict[int, bytes]) -> None:
+        """Point the peer transport at every other member's address (from the replicated membership)."""
+        transport = self.transport
+        if transport is None:
+            return
+        wanted = {n for n in (*conf.voters, *conf.learners) if n != self.config.node_id and n in members}
+        for node_id in wanted:
+            try:
+                addr = parse_endpoint_addr(members[node_id])
+                transport.set_peer(node_id, addr.endpoint_id, [parse_host_port(a) for a in addr.addrs])
+            except ValueError as err:
+                log.warning("member has an unusable address", member=node_id, error=str(err))
+        for node_id in self._peers - wanted:
+            transport.remove_peer(node_id)
+        self._peers = wanted
+        self.write_ticket()
+
     async def _handle(self, data: bytes, _peer: PeerInfo) -> bytes:
-        assert self.service is not None
+        if self.service is None:  # a request that raced startup
+            return encode_error(ServiceUnavailableError("node is starting"))
         return await self.service.handle(data)
 
     def write_ticket(self) -> None:
@@ -131,7 +188,9 @@ class Node:
     async def stop(self) -> None:
         if self.server is not None:
             await self.server.close()
-        await self.raft.stop()
+        if self.service is not None:
+            await self.service.close()
+        await self.raft.stop()  # closes the transport too
 
 
 def _role(role: StateRole, is_learner: bool) -> str:
@@ -210,6 +269,14 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     envvar="ASPEN_ELECTION_TIMEOUT_MAX_MS",
 )
 @click.option(
+    "--snapshot-keep-entries",
+    type=int,
+    default=1_000,
+    show_default=True,
+    envvar="ASPEN_SNAPSHOT_KEEP_ENTRIES",
+    help="Log entries kept behind a snapshot, so lagging followers need no snapshot.",
+)
+@click.option(
     "--snapshot-entries",
     type=int,
     default=10_000,
@@ -245,6 +312,7 @@ def main(
     election_timeout_min_ms: int,
     election_timeout_max_ms: int,
     snapshot_entries: int,
+    snapshot_keep_entries: int,
     dev: bool,
     log_level: str,
     log_format: str,
@@ -273,6 +341,7 @@ def main(
         election_timeout_min_ms=election_timeout_min_ms,
         election_timeout_max_ms=election_timeout_max_ms,
         snapshot_entries=snapshot_entries,
+        snapshot_keep_entries=snapshot_keep_entries,
         dev=dev,
     )
     try:

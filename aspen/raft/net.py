@@ -1,0 +1,722 @@
+"""Raft messages between nodes: TLS 1.3 over TCP, mutually authenticated by the nodes' Ed25519 keys.
+
+The listener uses the node's host and the same port *number* as its QUIC endpoint (QUIC is UDP, so
+the TCP port is free). Every connection is opened by a member towards another member and carries one
+*channel kind* (1 = Raft messages; other kinds are added with `register_channel`, e.g. blobs).
+
+Connection set-up, in order (client = the dialling node, server = the listening node)::
+
+    TCP + TLS 1.3 handshake (both sides load their own self-signed Ed25519 certificate)
+    client: pins the server -- the certificate's public key must equal the peer's endpoint id
+    server -> client: 32-byte random nonce          (sent as soon as the connection is accepted)
+    client -> server: kind (1 byte)                  (sent as soon as the pin check passed)
+    client -> server: [u32 len][u64 node_id][32-byte public key][64-byte Ed25519 signature]
+    server -> client: 0x01 (accepted)                (or the server closes the connection)
+
+The signature is over ``b"aspen-raft-auth-v1" + nonce + server_key + client_key + kind``, so it is
+fresh (nonce), bound to this server (a server cannot replay it to another member) and to the channel
+kind. Python's ssl module cannot verify a self-signed client certificate against a pinned key, which
+is why the server authenticates the client inside the TLS channel instead of with client certificates.
+
+Invariants:
+
+* The server accepts a connection only from a current member: the claimed node id must have been
+  registered with `set_peer` under exactly the claimed key, and the signature must verify with that
+  key. So unknown keys are refused and a member cannot pose as another member's node id.
+* On a Raft channel every message must come `from` the authenticated node and be addressed `to` us;
+  other messages (and local-only message types) are dropped, never delivered.
+* Everything after the handshake is framed as ``[u32 big-endian length][payload]``; handshake frames
+  are at most 256 bytes, Raft frames at most 512 MiB. A malformed frame closes that connection, never
+  the listener.
+* `send` never blocks and never raises: it queues into a per-peer bounded queue or drops (and counts)
+  the message. Raft retransmits whatever is lost, so dropping is always safe; blocking the driver is
+  not.
+* Per peer there is one outgoing connection and one writer task. After a failed connect or a broken
+  connection the queue is dropped, `on_unreachable(peer)` is called once for that failure, and
+  messages sent during the following backoff (50 ms doubling to 2 s, jittered, reset by a successful
+  connect) are dropped: they would be stale by the time they could be sent.
+* Every wait is bounded: connect (`connect_timeout`), handshake (5 s), each write of up to 1 MiB
+  (5 s without progress means the peer is stuck: the connection is dropped and re-established so it
+  cannot pin memory forever), and `close()`.
+* Outgoing sockets bind the node's own host address so firewall rules can tell nodes apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import ssl
+import struct
+import tempfile
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from aspen.raft.codec import decode_message, encode_message
+from aspen.raft.core.types import Message, MessageType, NodeId
+from aspen.rpc.identity import NodeIdentity, endpoint_id_of_certificate
+
+__all__ = [
+    "AUTH_CONTEXT",
+    "MAX_FRAME",
+    "RAFT_CHANNEL",
+    "ChannelHandler",
+    "TcpTransport",
+]
+
+log = logging.getLogger(__name__)
+
+RAFT_CHANNEL = 1
+AUTH_CONTEXT = b"aspen-raft-auth-v1"
+NONCE_SIZE = 32
+HANDSHAKE_TIMEOUT = 5.0
+MAX_HANDSHAKE_FRAME = 256
+MAX_FRAME = 512 * 1024 * 1024
+#: Writes are split into chunks of this size, each drained under `DRAIN_TIMEOUT`: the deadline is on
+#: progress, so a large snapshot on a slow link is fine while a peer that stopped reading is not.
+WRITE_CHUNK = 1024 * 1024
+DRAIN_TIMEOUT = 5.0
+BACKOFF_MIN = 0.05
+BACKOFF_MAX = 2.0
+CLOSE_TIMEOUT = 2.0
+#: StreamReader buffer limit: large enough that a big frame is read without pausing the socket every
+#: 128 KiB, small enough to bound what one connection buffers ahead of its reader.
+STREAM_LIMIT = 1024 * 1024
+REFUSAL_LOG_INTERVAL = 10.0
+#: Connections still in their handshake; more are refused at once (a cheap flood bound).
+MAX_PENDING_HANDSHAKES = 256
+
+_ACCEPTED = b"\x01"
+_LEN = struct.Struct(">I")
+#: node id, public key, signature, the port the client listens on (its host is the source address).
+_AUTH = struct.Struct(">Q32s64sH")
+_U64_MAX = 2**64 - 1
+_LOCAL_TYPES = frozenset(
+    {MessageType.HUP, MessageType.BEAT, MessageType.PROPOSE, MessageType.SNAP_STATUS, MessageType.UNREACHABLE}
+)
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+ChannelHandler = Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class _HandshakeError(Exception):
+    """The peer is not who we expected, or did not follow the handshake."""
+
+
+@dataclass(eq=False)
+class _Peer:
+    node_id: NodeId
+    endpoint_id: str
+    addrs: tuple[tuple[str, int], ...]
+    queue: deque[Message] = field(default_factory=deque)
+    #: False while backing off after a failure: `send` drops instead of queueing stale messages.
+    accepting: bool = True
+    #: Woken by `send` (new messages), the connection monitor (EOF) and `set_peer` (new addresses).
+    waiter: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+    connected: bool = False
+    ever_connected: bool = False
+    sent: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    failures: int = 0
+    #: Failures where the peer answered but was not who we expected (pin mismatch) or refused us.
+    handshake_failures: int = 0
+    consecutive_failures: int = 0
+
+    def wake(self) -> None:
+        w = self.waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+
+@dataclass(eq=False)
+class _Inbound:
+    task: asyncio.Task[Any]
+    writer: asyncio.StreamWriter
+    node_id: NodeId | None = None  # set once authenticated
+
+
+def _tune_socket(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        # Heartbeats and votes are tiny and latency-bound: never wait for Nagle.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A peer that vanished without a FIN/RST (power loss) is eventually noticed on idle links.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    except (OSError, AttributeError):
+        pass
+
+
+def _abort(writer: asyncio.StreamWriter) -> None:
+    # abort, not close: a graceful TLS shutdown waits for the peer, which may be the broken party.
+    try:
+        writer.transport.abort()
+    except Exception:  # already closed, or a loop implementation quirk: nothing left to release
+        pass
+
+
+def _auth_message(
+    nonce: bytes, server_key: bytes, client_key: bytes, kind: int, secret: bytes, listen_port: int
+) -> bytes:
+    # `secret` (derived from the cluster cookie) is never sent: a signature over a message that
+    # contains it proves the signer knows the cookie, which is what lets a node that is not yet a
+    # member admit its future leader.
+    return (
+        AUTH_CONTEXT
+        + secret
+        + nonce
+        + server_key
+        + client_key
+        + bytes((kind,))
+        + listen_port.to_bytes(2, "big")
+    )
+
+
+def _make_contexts(identity: NodeIdentity) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for ctx in (server, client):
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    # Peers are pinned by key (client side, after the handshake) and authenticated by signature
+    # (server side); there is no CA to verify against.
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    server.verify_mode = ssl.CERT_NONE
+    # load_cert_chain only reads files: write the PEMs into a private (0700) temporary directory,
+    # with 0600 files, and delete them as soon as they are loaded.
+    with tempfile.TemporaryDirectory(prefix="aspen-raft-tls-") as tmp:
+        cert_path = os.path.join(tmp, "cert.pem")
+        key_path = os.path.join(tmp, "key.pem")
+        for path, data in ((cert_path, identity.certificate_pem()), (key_path, identity.private_key_pem())):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        for ctx in (server, client):
+            ctx.load_cert_chain(cert_path, key_path)
+    return server, client
+
+
+class TcpTransport:
+    """Implements `aspen.raft.transport.Transport` over mutually authenticated TLS/TCP."""
+
+    def __init__(
+        self,
+        *,
+        node_id: int,
+        identity: NodeIdentity,
+        host: str,
+        port: int,
+        deliver: Callable[[Message], None],
+        on_unreachable: Callable[[int], None] | None = None,
+        max_queue: int = 4096,
+        connect_timeout: float = 2.0,
+        cluster_secret: bytes = b"",
+        admit_unknown: Callable[[int], bool] | None = None,
+    ) -> None:
+        if not 0 < node_id <= _U64_MAX:
+            raise ValueError(f"invalid node id {node_id}")
+        self.node_id = node_id
+        self._identity = identity
+        self._key = identity.public_key_bytes
+        self._host = host
+        self._port = port
+        self._deliver = deliver
+        self._on_unreachable = on_unreachable
+        self._secret = cluster_secret
+        self._admit_unknown = admit_unknown
+        self._max_queue = max(1, max_queue)
+        self._connect_timeout = connect_timeout
+        self._local_addr: tuple[str, int] | None = None if host in _WILDCARD_HOSTS else (host, 0)
+        self._server_ctx, self._client_ctx = _make_contexts(identity)
+        self._peers: dict[NodeId, _Peer] = {}
+        self._channels: dict[int, ChannelHandler] = {}
+        self._server: asyncio.Server | None = None
+        self._inbound: set[_Inbound] = set()
+        self._pending_handshakes = 0
+        self._started = False
+        self._closing = False
+        self._bound: tuple[str, int] | None = None
+        # Transport-wide counters (per-peer ones live on `_Peer`).
+        self._dropped_unknown = 0
+        self._received = 0
+        self._refused_handshakes = 0
+        self._bad_frames = 0
+        self._foreign_messages = 0
+        self._last_refusal_log = float("-inf")
+
+    # ------------------------------------------------------------------------------ lifecycle --
+    async def start(self) -> tuple[str, int]:
+        """Listen on (host, port); returns the bound address (port 0 picks a free port)."""
+        if self._closing:
+            raise RuntimeError("transport is closed")
+        self._server = await asyncio.start_server(
+            self._on_accept,
+            self._host,
+            self._port,
+            ssl=self._server_ctx,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            limit=STREAM_LIMIT,
+            reuse_address=True,
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self._bound = (str(sockname[0]), int(sockname[1]))
+        self._started = True
+        for peer in self._peers.values():
+            self._spawn(peer)
+        return self._bound
+
+    @property
+    def _listen_port(self) -> int:
+        return self._bound[1] if self._bound is not None else 0
+
+    async def close(self) -> None:
+        """Stop the listener, every writer and every reader; returns within about CLOSE_TIMEOUT."""
+        if self._closing:
+            return
+        self._closing = True
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks: list[asyncio.Task[Any]] = []
+        for peer in self._peers.values():
+            peer.queue.clear()
+            if peer.task is not None:
+                peer.task.cancel()
+                tasks.append(peer.task)
+        for conn in list(self._inbound):
+            conn.task.cancel()
+            _abort(conn.writer)
+            tasks.append(conn.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+        if server is not None:
+            try:
+                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("raft listener did not close in time", extra={"node": self.node_id})
+
+    # -------------------------------------------------------------------------------- members --
+    def set_peer(self, node_id: int, endpoint_id: str, addrs: Sequence[tuple[str, int]]) -> None:
+        """Add or update a member. A changed key drops every connection made under the old one."""
+        if node_id == self.node_id:
+            return  # Raft never sends to itself, and we never accept our own id from the network
+        endpoint_id = endpoint_id.lower()
+        if len(endpoint_id) != 64 or not all(c in "0123456789abcdef" for c in endpoint_id):
+            raise ValueError(f"invalid endpoint id for node {node_id}: {endpoint_id!r}")
+        new_addrs = tuple((str(h), int(p)) for h, p in addrs)
+        peer = self._peers.get(node_id)
+        if peer is not None and peer.endpoint_id == endpoint_id:
+            if peer.addrs != new_addrs:
+                peer.addrs = new_addrs
+                if not peer.connected:
+                    peer.wake()  # cut a running backoff short: the new address may work now
+            return
+        if peer is not None:
+            self._drop_peer(peer)
+        peer = _Peer(node_id=node_id, endpoint_id=endpoint_id, addrs=new_addrs)
+        self._peers[node_id] = peer
+        if self._started and not self._closing:
+            self._spawn(peer)
+
+    def remove_peer(self, node_id: int) -> None:
+        peer = self._peers.pop(node_id, None)
+        if peer is not None:
+            self._drop_peer(peer)
+
+    def _drop_peer(self, peer: _Peer) -> None:
+        # Its inbound connections lose their authorisation together with its membership (or key).
+        peer.queue.clear()
+        if peer.task is not None:
+            peer.task.cancel()
+            peer.task = None
+        for conn in list(self._inbound):
+            if conn.node_id == peer.node_id:
+                conn.task.cancel()
+
+    def _spawn(self, peer: _Peer) -> None:
+        if peer.task is None:
+            peer.task = asyncio.get_running_loop().create_task(
+                self._run_peer(peer), name=f"raft-net-{self.node_id}->{peer.node_id}"
+            )
+
+    # ------------------------------------------------------------------------------- sending --
+    def send(self, msg: Message) -> None:
+        """Queue `msg` for `msg.to`; drops (and counts) it if the peer is unknown, backing off or full."""
+        try:
+            peer = self._peers.get(msg.to)
+            if peer is None or self._closing:
+                self._dropped_unknown += 1
+                return
+            if not peer.accepting or len(peer.queue) >= self._max_queue:
+                peer.dropped += 1
+                return
+            peer.queue.append(msg)
+            peer.wake()
+        except Exception:  # must never raise into the driver
+            log.exception("raft transport send failed")
+
+    async def _run_peer(self, peer: _Peer) -> None:
+        backoff = BACKOFF_MIN
+        # Bounded by cancellation: close() and remove_peer()/set_peer() cancel this task.
+        while not self._closing:
+            peer.accepting = True
+            try:
+                reader, writer = await self._dial(peer.node_id, peer.endpoint_id, peer.addrs, RAFT_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc.__cause__, _HandshakeError):
+                    peer.handshake_failures += 1
+                self._failed(peer, "connect failed", exc)
+                await self._backoff(peer, backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_MIN
+            if peer.ever_connected:
+                peer.reconnects += 1
+            peer.ever_connected = True
+            peer.connected = True
+            peer.consecutive_failures = 0
+            log.debug("raft peer connected", extra={"node": self.node_id, "peer": peer.node_id})
+            failure: BaseException | None = None
+            try:
+                await self._pump(peer, reader, writer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failure = exc
+            finally:
+                peer.connected = False
+                _abort(writer)
+            if self._closing:
+                return
+            self._failed(peer, "connection lost", failure)
+            await self._backoff(peer, backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _failed(self, peer: _Peer, what: str, exc: BaseException | None) -> None:
+        peer.dropped += len(peer.queue)
+        peer.queue.clear()
+        peer.accepting = False
+        peer.failures += 1
+        peer.consecutive_failures += 1
+        # Log the first failure of a streak loudly; the retries of a down peer only at debug level.
+        level = logging.WARNING if peer.consecutive_failures == 1 else logging.DEBUG
+        log.log(
+            level,
+            "raft peer unreachable: %s",
+            what,
+            extra={"node": self.node_id, "peer": peer.node_id, "error": repr(exc)},
+        )
+        if self._on_unreachable is not None:
+            try:
+                self._on_unreachable(peer.node_id)
+            except Exception:
+                log.exception("on_unreachable callback failed")
+
+    async def _backoff(self, peer: _Peer, delay: float) -> None:
+        # Jitter keeps the members of a cluster that lost a node from reconnecting in lockstep.
+        await self._wait(peer, min(BACKOFF_MAX, delay * (0.5 + random.random())))
+
+    async def _wait(self, peer: _Peer, timeout: float | None) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        peer.waiter = fut
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            peer.waiter = None
+
+    async def _pump(self, peer: _Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The server never writes on a Raft channel after accepting: any read completing means EOF,
+        # reset or a protocol violation. Watching it lets an idle connection notice a dead peer.
+        eof = asyncio.get_running_loop().create_task(reader.read(1))
+        eof.add_done_callback(lambda _: peer.wake())
+        try:
+            # Bounded by the connection: ends on EOF, a write error/timeout, or cancellation.
+            while not self._closing:
+                if eof.done():
+                    raise ConnectionResetError("connection closed by peer")
+                if not peer.queue:
+                    await self._wait(peer, None)
+                    continue
+                batch, peer.queue = peer.queue, deque()
+                parts: list[bytes] = []
+                encoded = 0
+                for msg in batch:
+                    try:
+                        payload = encode_message(msg)
+                    except Exception:
+                        log.exception("cannot encode raft message", extra={"type": int(msg.type)})
+                        peer.dropped += 1
+                        continue
+                    parts.append(_LEN.pack(len(payload)))
+                    parts.append(payload)
+                    encoded += 1
+                await self._write(writer, b"".join(parts))
+                peer.sent += encoded
+        finally:
+            eof.cancel()
+
+    async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        if len(data) <= WRITE_CHUNK:
+            writer.write(data)
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await writer.drain()
+            return
+        view = memoryview(data)
+        for off in range(0, len(data), WRITE_CHUNK):
+            writer.write(view[off : off + WRITE_CHUNK])
+            async with asyncio.timeout(DRAIN_TIMEOUT):
+                await writer.drain()
+
+    # ------------------------------------------------------------------------------- dialling --
+    async def _dial(
+        self, node_id: NodeId, endpoint_id: str, addrs: Sequence[tuple[str, int]], kind: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if not addrs:
+            raise ConnectionError(f"no address known for node {node_id}")
+        last: Exception | None = None
+        for host, port in addrs:
+            try:
+                return await self._dial_one(host, port, endpoint_id, kind)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                last = exc
+        raise ConnectionError(f"cannot connect to node {node_id} at {list(addrs)}: {last!r}") from last
+
+    async def _dial_one(
+        self, host: str, port: int, endpoint_id: str, kind: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with asyncio.timeout(self._connect_timeout):
+            reader, writer = await asyncio.open_connection(
+                host,
+                port,
+                ssl=self._client_ctx,
+                server_hostname="",  # no hostname check: the server is pinned by key below
+                ssl_handshake_timeout=self._connect_timeout,
+                local_addr=self._local_addr,
+                limit=STREAM_LIMIT,
+            )
+        try:
+            _tune_socket(writer)
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if not der:
+                raise _HandshakeError("server presented no certificate")
+            got = endpoint_id_of_certificate(x509.load_der_x509_certificate(der))
+            if got != endpoint_id:
+                raise _HandshakeError(f"server key {got[:16]}… is not the pinned {endpoint_id[:16]}…")
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                writer.write(bytes((kind,)))
+                nonce = await reader.readexactly(NONCE_SIZE)
+                signature = self._identity.private_key.sign(
+                    _auth_message(
+                        nonce, bytes.fromhex(endpoint_id), self._key, kind, self._secret, self._listen_port
+                    )
+                )
+                body = _AUTH.pack(self.node_id, self._key, signature, self._listen_port)
+                writer.write(_LEN.pack(len(body)) + body)
+                answer = await reader.readexactly(1)
+            if answer != _ACCEPTED:
+                raise _HandshakeError("server sent an unexpected handshake answer")
+        except asyncio.IncompleteReadError as exc:
+            _abort(writer)
+            raise _HandshakeError("server refused the connection") from exc
+        except BaseException:
+            _abort(writer)
+            raise
+        return reader, writer
+
+    # -------------------------------------------------------------------------------- channels --
+    def register_channel(
+        self,
+        kind: int,
+        handler: Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    ) -> None:
+        """Serve channel `kind` (2..255) on this listener. `handler(node_id, reader, writer)` runs
+        after the peer is authenticated; the connection is closed when it returns."""
+        if not 1 < kind < 256:
+            raise ValueError(f"channel kind must be in 2..255, got {kind}")
+        self._channels[kind] = handler
+
+    async def open_channel(
+        self, node_id: int, kind: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open an authenticated channel of `kind` to member `node_id`; the caller owns the streams.
+        Raises `ConnectionError` (or `TimeoutError`) when it cannot be established."""
+        if not 1 < kind < 256:
+            raise ValueError(f"channel kind must be in 2..255, got {kind}")
+        peer = self._peers.get(node_id)
+        if peer is None:
+            raise ConnectionError(f"node {node_id} is not a known member")
+        if self._closing:
+            raise ConnectionError("transport is closed")
+        return await self._dial(peer.node_id, peer.endpoint_id, peer.addrs, kind)
+
+    # ------------------------------------------------------------------------------ accepting --
+    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if self._closing or task is None or self._pending_handshakes >= MAX_PENDING_HANDSHAKES:
+            _abort(writer)
+            return
+        conn = _Inbound(task=task, writer=writer)
+        self._inbound.add(conn)
+        try:
+            self._pending_handshakes += 1
+            try:
+                node_id, kind = await self._authenticate(reader, writer)
+            except (_HandshakeError, OSError, EOFError, TimeoutError, ValueError) as exc:
+                self._refused_handshakes += 1
+                # A misconfigured or removed member retries every couple of seconds forever: warn
+                # at most every REFUSAL_LOG_INTERVAL seconds, keep the rest at debug level.
+                now = asyncio.get_running_loop().time()
+                level = logging.DEBUG
+                if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
+                    self._last_refusal_log = now
+                    level = logging.WARNING
+                log.log(
+                    level,
+                    "refused raft connection",
+                    extra={
+                        "node": self.node_id,
+                        "peer_addr": writer.get_extra_info("peername"),
+                        "error": repr(exc),
+                        "refused_total": self._refused_handshakes,
+                    },
+                )
+                return
+            finally:
+                self._pending_handshakes -= 1
+            conn.node_id = node_id
+            if kind == RAFT_CHANNEL:
+                await self._read_raft(node_id, reader)
+            else:
+                await self._channels[kind](node_id, reader, writer)
+        except asyncio.CancelledError:
+            pass  # close() or the peer's removal; the connection is torn down below
+        except Exception:
+            log.exception("raft connection handler failed", extra={"node": self.node_id})
+        finally:
+            self._inbound.discard(conn)
+            _abort(writer)
+
+    async def _authenticate(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[int, int]:
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            _tune_socket(writer)
+            nonce = os.urandom(NONCE_SIZE)
+            writer.write(nonce)
+            kind = (await reader.readexactly(1))[0]
+            if kind != RAFT_CHANNEL and kind not in self._channels:
+                raise _HandshakeError(f"unknown channel kind {kind}")
+            (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+            if length > MAX_HANDSHAKE_FRAME or length != _AUTH.size:
+                raise _HandshakeError(f"bad auth frame length {length}")
+            node_id, client_key, signature, listen_port = _AUTH.unpack(await reader.readexactly(length))
+            peer = self._peers.get(node_id)
+            # Membership first: only a key registered for exactly this node id may authenticate. A
+            # node that has not joined a cluster yet knows no members; `admit_unknown` lets it accept
+            # the nodes that prove the cluster cookie (through the signature), so it can be added.
+            admitted = False
+            if peer is None:
+                if self._admit_unknown is None or not self._admit_unknown(node_id):
+                    raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
+                admitted = True
+            elif peer.endpoint_id != client_key.hex():
+                raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
+            try:
+                ed25519.Ed25519PublicKey.from_public_bytes(client_key).verify(
+                    signature, _auth_message(nonce, self._key, client_key, kind, self._secret, listen_port)
+                )
+            except InvalidSignature as exc:
+                raise _HandshakeError(f"bad signature from node {node_id}") from exc
+            if admitted and listen_port:
+                # A node that has not joined yet must be able to answer the leader that is adding it,
+                # before the replicated membership tells it the leader's address: dial back the
+                # (authenticated) source host on the port it advertised.
+                source = writer.get_extra_info("peername")
+                if source:
+                    self.set_peer(node_id, client_key.hex(), [(str(source[0]), listen_port)])
+            writer.write(_ACCEPTED)
+            await writer.drain()
+        return node_id, kind
+
+    async def _read_raft(self, node_id: NodeId, reader: asyncio.StreamReader) -> None:
+        readexactly = reader.readexactly
+        unpack = _LEN.unpack
+        me = self.node_id
+        local = _LOCAL_TYPES
+        # Bounded by the connection: ends on EOF, a bad frame, or cancellation.
+        while True:
+            try:
+                header = await readexactly(_LEN.size)
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial:
+                    log.warning("raft connection ended mid-frame", extra={"peer": node_id})
+                return
+            (length,) = unpack(header)
+            if length > MAX_FRAME:
+                self._bad_frames += 1
+                log.warning("raft frame too large; closing", extra={"peer": node_id, "length": length})
+                return
+            try:
+                payload = await readexactly(length)
+            except asyncio.IncompleteReadError:
+                log.warning("raft connection ended mid-frame", extra={"peer": node_id})
+                return
+            try:
+                msg = decode_message(payload)
+            except ValueError as exc:
+                self._bad_frames += 1
+                log.warning("bad raft frame; closing", extra={"peer": node_id, "error": str(exc)})
+                return
+            if msg.frm != node_id or msg.to != me or msg.type in local:
+                # Authenticated peer, but it speaks for someone else (or injects local events).
+                self._foreign_messages += 1
+                continue
+            self._received += 1
+            try:
+                self._deliver(msg)
+            except Exception:
+                log.exception("raft deliver callback failed")
+
+    # --------------------------------------------------------------------------------- status --
+    def stats(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id,
+            "listening": self._bound,
+            "inbound_connections": sum(1 for c in self._inbound if c.node_id is not None),
+            "received": self._received,
+            "dropped_unknown_peer": self._dropped_unknown,
+            "refused_handshakes": self._refused_handshakes,
+            "bad_frames": self._bad_frames,
+            "foreign_messages": self._foreign_messages,
+            "peers": {
+                p.node_id: {
+                    "connected": p.connected,
+                    "queued": len(p.queue),
+                    "sent": p.sent,
+                    "dropped": p.dropped,
+                    "reconnects": p.reconnects,
+                    "failures": p.failures,
+                    "handshake_failures": p.handshake_failures,
+                    "addrs": list(p.addrs),
+                }
+                for p in self._peers.values()
+            },
+        }
