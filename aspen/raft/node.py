@@ -20,7 +20,10 @@ passes gets `OutcomeUnknown` — the entry may still commit — never a "failed"
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
+import os
 import random
 import struct
 import time
@@ -37,6 +40,7 @@ from aspen.raft.core import (
     MemoryStorage,
     ProposalDroppedError,
     RawNode,
+    SnapshotOutOfDateError,
     conf_state_from,
     decode_conf_change,
 )
@@ -51,6 +55,7 @@ from aspen.raft.core.types import (
     NodeId,
     Ready,
     Snapshot,
+    SnapshotMeta,
     StateRole,
 )
 from aspen.raft.errors import (
@@ -59,10 +64,12 @@ from aspen.raft.errors import (
     MembershipChangePending,
     NotLeader,
     OutcomeUnknown,
+    RaftError,
     ShuttingDown,
 )
 from aspen.raft.transport import Transport
 from aspen.raft.wal import WAL
+from aspen.raft.wal.snapfile import SnapFile, read_snapshot, snapshot_name, write_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +104,8 @@ class DriverConfig:
     #: Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
     keep_entries: int = 1_000
     seed: int | None = None
+    #: Write snapshots from a forked child (copy-on-write) instead of in the loop.
+    fork_snapshots: bool = True
 
 
 @dataclass(slots=True)
@@ -109,6 +118,15 @@ class _Proposal:
 @dataclass(slots=True)
 class _ReadBatch:
     futures: list[asyncio.Future[int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _SnapshotJob:
+    meta: SnapshotMeta
+    waiters: list[asyncio.Future[int]]
+    #: The state-machine image at `meta.index` (read back from the child's file when forked).
+    image: asyncio.Future[bytes]
+    forked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +176,8 @@ class RaftNode:
         self._pending: dict[int, list[asyncio.Future[Any]]] = {}
         self._conf_waiters: list[tuple[ConfChange, asyncio.Future[Any]]] = []
         self._snapshot_requests: list[asyncio.Future[int]] = []
+        self._snapshot_job: _SnapshotJob | None = None
+        self._snapshot_reaper: asyncio.Task[None] | None = None
         self._seq = 0
         self._read_seq = 0
         self._ticks = 0
@@ -224,7 +244,7 @@ class RaftNode:
             return
         self._stopping = True
         self._wake.set()
-        for task in (self._tick_task, self._loop_task):
+        for task in (self._tick_task, self._loop_task, self._snapshot_reaper):
             if task is not None:
                 task.cancel()
                 try:
@@ -467,7 +487,7 @@ class RaftNode:
                     await self._handle_ready(raw, rd)
                     raw.advance(rd)
                     self._feed(raw)
-                await self._maybe_snapshot(raw)
+                await self._maybe_snapshot()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a failed fsync or a broken invariant: stop, never limp on
@@ -654,26 +674,92 @@ class RaftNode:
         for cb in self._on_membership:
             cb(self._conf, dict(self.members))
 
-    async def _maybe_snapshot(self, raw: RawNode) -> None:
+    async def _maybe_snapshot(self) -> None:
+        """Start a snapshot when one is due or requested; finish the one a child process wrote.
+
+        The image is written by a forked child (copy-on-write: the child sees the state machine frozen
+        at `index` while the parent keeps applying), so the node never stops to serialise its state —
+        the approach of Redis' BGSAVE. Only the bookkeeping (WAL marker, log compaction) runs here."""
+        job = self._snapshot_job
         requests, self._snapshot_requests = self._snapshot_requests, []
+        if job is not None:
+            job.waiters.extend(requests)
+            if job.image.done():
+                self._snapshot_job = None
+                await self._finish_snapshot(job)
+            return
         due = self._applied - self._snapshot_index >= self.config.snapshot_entries
         if not (due or requests) or self._applied <= self._snapshot_index:
             for fut in requests:
                 if not fut.done():
                     fut.set_result(self._snapshot_index)
             return
-        index = self._applied
-        snap = self._storage.create_snapshot(index, self._conf, self._snapshot_data())
+        self._snapshot_job = self._start_snapshot(requests)
+
+    def _start_snapshot(self, waiters: list[asyncio.Future[int]]) -> _SnapshotJob:
         assert self._wal is not None
-        await asyncio.to_thread(self._wal.save_snapshot, snap)
-        self._snapshot_index = index
-        compact_to = index - self.config.keep_entries
-        if compact_to > self._storage.first_index():
-            self._storage.compact(compact_to)
-        log.info("snapshot taken", extra={"index": index})
-        for fut in requests:
+        meta = SnapshotMeta(
+            index=self._applied, term=self._storage.term(self._applied), conf_state=self._conf
+        )
+        job = _SnapshotJob(meta, waiters, asyncio.get_running_loop().create_future(), forked=False)
+        if not self.config.fork_snapshots or not hasattr(os, "fork"):
+            job.image.set_result(self._snapshot_data())
+            return job
+        snap_dir = self._wal.snap_dir
+        pid = os.fork()
+        if pid == 0:  # the child: write the image, then leave without running any of the parent's cleanup
+            code = 1
+            try:
+                gc.disable()  # fewer pages touched, fewer copied
+                write_snapshot(snap_dir, Snapshot(meta, self._snapshot_data()))
+                code = 0
+            finally:
+                os._exit(code)
+        job.forked = True
+        self._snapshot_reaper = asyncio.create_task(self._reap_snapshot_child(pid, job, snap_dir))
+        return job
+
+    async def _reap_snapshot_child(self, pid: int, job: _SnapshotJob, snap_dir: Path) -> None:
+        try:
+            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                raise RuntimeError(f"snapshot process exited with status {code}")
+            path = snap_dir / snapshot_name(job.meta.index, job.meta.term)
+            snap = await asyncio.to_thread(read_snapshot, SnapFile(job.meta.index, job.meta.term, path))
+            job.image.set_result(snap.data)
+        except Exception as exc:
+            job.image.set_exception(exc)
+        self._wake.set()
+
+    async def _finish_snapshot(self, job: _SnapshotJob) -> None:
+        meta = job.meta
+        try:
+            data = job.image.result()
+            if meta.index > self._snapshot_index:  # else a newer snapshot was installed meanwhile
+                assert self._wal is not None
+                if job.forked:
+                    await asyncio.to_thread(self._wal.adopt_snapshot, meta)
+                else:
+                    await asyncio.to_thread(self._wal.save_snapshot, Snapshot(meta, data))
+                with contextlib.suppress(SnapshotOutOfDateError):
+                    self._storage.create_snapshot(meta.index, meta.conf_state, data)
+                self._snapshot_index = meta.index
+                compact_to = meta.index - self.config.keep_entries
+                if compact_to > self._storage.first_index():
+                    self._storage.compact(compact_to)
+                log.info(
+                    "snapshot taken", extra={"index": meta.index, "bytes": len(data), "forked": job.forked}
+                )
+        except Exception as exc:  # a failed snapshot loses nothing: the log is intact; retried when due
+            log.error("snapshot failed", extra={"index": meta.index, "error": str(exc)})
+            for fut in job.waiters:
+                if not fut.done():
+                    fut.set_exception(RaftError(f"snapshot failed: {exc}"))
+            return
+        for fut in job.waiters:
             if not fut.done():
-                fut.set_result(index)
+                fut.set_result(self._snapshot_index)
 
     def _fail_all(self, err: Exception) -> None:
         for futures in self._pending.values():

@@ -73,3 +73,35 @@ def test_leader_restart_keeps_every_acknowledged_write(tmp_path: Path) -> None:
             await cluster.stop()
 
     run(go())
+
+
+def test_snapshot_from_a_forked_child_while_writes_continue(tmp_path: Path) -> None:
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            assert all(
+                r.is_success
+                for r in await asyncio.gather(*(write(leader, f"s{i}", b"x") for i in range(500)))
+            )
+            applied_before = leader.applied_index
+            # The snapshot is written by a child process while 500 more writes are applied here.
+            snap, *more = await asyncio.gather(
+                leader.trigger_snapshot(), *(write(leader, f"t{i}", b"y") for i in range(500))
+            )
+            assert snap >= applied_before and all(r.is_success for r in more)
+            assert leader.status().snapshot_index == snap
+            assert list((tmp_path / f"n{leader.id}" / "snap").glob("*.snap"))
+            # A restart recovers from the snapshot plus the log after it.
+            restarted = await cluster.restart(leader.id)
+            await cluster.leader()
+            assert await restarted.wait_applied(snap, 30)
+            assert restarted.status().snapshot_index == snap
+            assert await cluster.converged(max(n.applied_index for n in cluster.nodes.values()))
+            assert len(cluster.states[leader.id].kv) == 1000
+            assert len(cluster.hashes()) == 1
+        finally:
+            await cluster.stop()
+
+    run(go())

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aspen.raft.core.types import EMPTY_HARD_STATE, Entry, EntryType, HardState, Snapshot
+from aspen.raft.core.types import EMPTY_HARD_STATE, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from aspen.raft.wal import record as rec
 from aspen.raft.wal.errors import CorruptWalError, WalError, WalWarning
 from aspen.raft.wal.snapfile import (
@@ -56,6 +56,7 @@ from aspen.raft.wal.snapfile import (
     fsync_dir,
     list_snapshots,
     read_snapshot,
+    snapshot_name,
     write_snapshot,
 )
 
@@ -601,30 +602,53 @@ class WAL:
             self._failed = exc
             raise WalError(f"{self._dir}: WAL fsync failed: {exc}") from exc
 
+    @property
+    def snap_dir(self) -> Path:
+        """Where snapshot files live; `write_snapshot(wal.snap_dir, snap)` may run in another process."""
+        return self._snap_dir
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
         """Snapshot file (temp -> fsync -> rename -> fsync dir), then a durable marker record, then
         delete segments and snapshot files no longer needed."""
         self._enter()
         try:
-            meta = snapshot.meta
-            if meta.index <= 0:
-                raise WalError("cannot save an empty snapshot")
-            if self._snapshots and meta.index < self._snapshots[0].index:
-                raise WalError(
-                    f"snapshot {meta.index} is older than the saved snapshot {self._snapshots[0].index}"
-                )
+            self._check_snapshot_index(snapshot.meta)
             try:
                 sf = write_snapshot(self._snap_dir, snapshot)
             except OSError as exc:
                 raise WalError(f"{self._snap_dir}: writing snapshot failed: {exc}") from exc
-            self._append(rec.encode_marker(meta.index, meta.term, first=True, last=True), sync=True)
-            self._marker = rec.Marker(meta.index, meta.term)
-            self._snap_index = meta.index
-            self._last_index = max(self._last_index, meta.index)
-            self._snapshots = [sf] + [s for s in self._snapshots if s.path != sf.path]
-            self._compact()
+            self._record_snapshot(sf)
         finally:
             self._busy.release()
+
+    def adopt_snapshot(self, meta: SnapshotMeta) -> None:
+        """Like `save_snapshot` for a file that is already durable in `snap_dir` (written by a forked
+        child with `write_snapshot`, so the node never stops to serialise its state)."""
+        self._enter()
+        try:
+            self._check_snapshot_index(meta)
+            path = self._snap_dir / snapshot_name(meta.index, meta.term)
+            if not path.is_file():
+                raise WalError(f"{path}: no such snapshot file to adopt")
+            self._record_snapshot(SnapFile(index=meta.index, term=meta.term, path=path))
+        finally:
+            self._busy.release()
+
+    def _check_snapshot_index(self, meta: SnapshotMeta) -> None:
+        if meta.index <= 0:
+            raise WalError("cannot save an empty snapshot")
+        if self._snapshots and meta.index < self._snapshots[0].index:
+            raise WalError(
+                f"snapshot {meta.index} is older than the saved snapshot {self._snapshots[0].index}"
+            )
+
+    def _record_snapshot(self, sf: SnapFile) -> None:
+        self._append(rec.encode_marker(sf.index, sf.term, first=True, last=True), sync=True)
+        self._marker = rec.Marker(sf.index, sf.term)
+        self._snap_index = sf.index
+        self._last_index = max(self._last_index, sf.index)
+        self._snapshots = [sf] + [s for s in self._snapshots if s.path != sf.path]
+        self._compact()
 
     def _compact(self) -> None:
         keep = max(1, self.keep_snapshots)
