@@ -59,6 +59,12 @@ class GetMetrics(_Model):
     type: Literal["GetMetrics"] = "GetMetrics"
 
 
+class GetStateHash(_Model):
+    """This node's applied index and a hash of its state machine (for checking replicas agree)."""
+
+    type: Literal["GetStateHash"] = "GetStateHash"
+
+
 class TriggerSnapshot(_Model):
     type: Literal["TriggerSnapshot"] = "TriggerSnapshot"
 
@@ -182,6 +188,7 @@ Request = Annotated[
     | GetClusterState
     | GetMetrics
     | TriggerSnapshot
+    | GetStateHash
     | AddLearner
     | ChangeMembership
     | PromoteLearner
@@ -288,6 +295,13 @@ class ClusterState(_Model):
 class Metrics(_Model):
     type: Literal["Metrics"] = "Metrics"
     prometheus_text: str
+
+
+class StateHash(_Model):
+    type: Literal["StateHash"] = "StateHash"
+    applied_index: int
+    state_hash: str
+    key_count: int
 
 
 class SnapshotResult(_Model):
@@ -399,6 +413,7 @@ Response = Annotated[
     | ClusterState
     | Metrics
     | SnapshotResult
+    | StateHash
     | AddLearnerResult
     | ChangeMembershipResult
     | PromoteLearnerResult

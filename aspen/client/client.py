@@ -49,6 +49,7 @@ IDEMPOTENT = frozenset(
         "Ping",
         "GetClusterState",
         "GetMetrics",
+        "GetStateHash",
         "ReadKey",
         "ScanKeys",
         "BatchRead",
@@ -259,6 +260,10 @@ class AspenClient:
             m.PromoteLearner(learner_id=learner_id, replace_node=replace_node, is_force=force),
             m.PromoteLearnerResult,
         )
+
+    async def state_hash(self) -> m.StateHash:
+        """The contacted node's applied index and state-machine hash (replicas agree when equal)."""
+        return await self._call(m.GetStateHash(), m.StateHash)
 
     async def trigger_snapshot(self) -> m.SnapshotResult:
         return await self._call(m.TriggerSnapshot(), m.SnapshotResult)

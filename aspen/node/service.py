@@ -124,6 +124,7 @@ class NodeService:
             "GetClusterState": self._cluster_state,
             "GetMetrics": self._metrics,
             "TriggerSnapshot": self._trigger_snapshot,
+            "GetStateHash": self._state_hash,
             "AddLearner": self._add_learner,
             "ChangeMembership": self._change_membership,
             "PromoteLearner": self._promote_learner,
@@ -372,6 +373,12 @@ class NodeService:
 
     async def _metrics(self, _: m.GetMetrics) -> m.Metrics:
         return m.Metrics(prometheus_text=self.metrics.render(self))
+
+    async def _state_hash(self, _: m.GetStateHash) -> m.StateHash:
+        kv_state = self.state.kv
+        return m.StateHash(
+            applied_index=self.raft.applied_index, state_hash=kv_state.state_hash(), key_count=len(kv_state)
+        )
 
     async def _trigger_snapshot(self, _: m.TriggerSnapshot) -> m.SnapshotResult:
         index = await self.raft.trigger_snapshot()
