@@ -158,8 +158,16 @@ class DriverStatus:
 class RaftNode:
     """One Raft member: owns the core, the WAL and the state machine's apply loop."""
 
-    def __init__(self, config: DriverConfig, applier: Applier) -> None:
+    def __init__(
+        self,
+        config: DriverConfig,
+        applier: Applier,
+        *,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.config = config
+        #: Observes each group-commit batch as (commands, bytes) when it is proposed (metrics).
+        self._on_batch = on_batch
         self.id = config.node_id
         self._applier = applier
         self._transport: Transport | None = None
@@ -552,6 +560,8 @@ class RaftNode:
                         p.future.set_exception(err)
                 continue
             self._pending[self._seq] = [p.future for p in batch]
+            if self._on_batch is not None:
+                self._on_batch(len(batch), size)
 
     async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
         if rd.soft_state is not None:
@@ -608,6 +618,22 @@ class RaftNode:
                     if not f.done():
                         f.set_exception(err)
             self._reads_in_flight.clear()
+            # Entries we appended may still commit under the next leader, or be overwritten: say so
+            # now instead of letting callers wait out their deadline. Queued ones never left us.
+            unknown = OutcomeUnknown("leadership changed before the write committed; it may or may not apply")
+            for futures in self._pending.values():
+                for f in futures:
+                    if not f.done():
+                        f.set_exception(unknown)
+            self._pending.clear()
+            for _, f in self._conf_waiters:
+                if not f.done():
+                    f.set_exception(unknown)
+            self._conf_waiters.clear()
+            for p in self._proposals:
+                if not p.future.done():
+                    p.future.set_exception(err)
+            self._proposals.clear()
         for cb in self._on_role:
             cb(role, leader)
 
