@@ -248,3 +248,54 @@ async def read_all(ticket: str, prefix: str) -> dict[str, bytes]:
             if not page.is_truncated:
                 break
     return found
+
+
+#: Fast elections so faults are noticed and healed within a short test.
+FAST_ELECTIONS = [
+    "--heartbeat-interval-ms",
+    "100",
+    "--election-timeout-min-ms",
+    "600",
+    "--election-timeout-max-ms",
+    "1200",
+]
+
+
+def make_node(
+    root: Path, node_id: int, *, base: int = 10, extra_args: list[str] | None = None
+) -> NodeProcess:
+    """Node `node_id` on its own loopback address 127.0.0.{base + node_id}, with fast elections."""
+    host = f"127.0.0.{base + node_id}"
+    args = FAST_ELECTIONS + (extra_args or [])
+    return NodeProcess(
+        node_id=node_id, data_dir=root / f"n{node_id}", host=host, port=free_port(host), extra_args=args
+    )
+
+
+def form_cluster(
+    root: Path,
+    nodes: list[NodeProcess],
+    size: int = 3,
+    *,
+    base: int = 10,
+    extra_args: list[str] | None = None,
+) -> list[NodeProcess]:
+    """Start `size` nodes and form a cluster through `aspen-cli`, as an operator would: init on node 1,
+    add-learner the others, change-membership to all. Started nodes are appended to `nodes` at once,
+    so the caller can stop every one of them even if forming fails half-way."""
+    for i in range(1, size + 1):
+        node = make_node(root, i, base=base, extra_args=extra_args)
+        nodes.append(node)
+        node.start()
+    res = cli(nodes[0].ticket, "cluster", "init")
+    assert res.code == 0, res.stderr + res.stdout
+    for n in nodes[1:]:
+        res = cli(
+            nodes[0].ticket, "cluster", "add-learner", "--node-id", str(n.node_id), "--addr", endpoint_addr(n)
+        )
+        assert res.code == 0, res.stderr + res.stdout
+    ids = [str(n.node_id) for n in nodes]
+    res = cli(nodes[0].ticket, "--json", "cluster", "change-membership", *ids)
+    assert res.code == 0, res.stderr + res.stdout
+    assert res.json()["message"] == f"Membership changed to voters: [{', '.join(ids)}]"
+    return nodes

@@ -788,10 +788,13 @@ class RaftNode:
                 fut.set_result(self._snapshot_index)
 
     def _fail_all(self, err: Exception) -> None:
+        # Appended entries may still commit (on restart, or under another leader): their callers must
+        # hear "unknown", never a retryable failure, or a CAS could be applied twice.
+        unknown = OutcomeUnknown(f"{err}; the write may or may not have been applied")
         for futures in self._pending.values():
             for f in futures:
                 if not f.done():
-                    f.set_exception(err)
+                    f.set_exception(unknown)
         self._pending.clear()
         for p in self._proposals:
             if not p.future.done():
@@ -812,7 +815,7 @@ class RaftNode:
         self._reads_pending_apply.clear()
         for _, f in self._conf_waiters:
             if not f.done():
-                f.set_exception(err)
+                f.set_exception(unknown)
         self._conf_waiters.clear()
 
 

@@ -196,8 +196,12 @@ class RpcConnection:
         *,
         timeout: float = 5.0,
         config: AspenQuicConfiguration | None = None,
+        local_host: str | None = None,
     ) -> RpcConnection:
         """Connect, complete the handshake and verify the server's key.
+
+        ``local_host`` binds the source address (a node forwarding to its leader uses its own
+        address, so firewall rules between nodes apply to forwarded requests too).
 
         Raises :class:`EndpointMismatchError` if the server's key is not
         ``endpoint_id``, :class:`RpcTimeoutError` if the handshake does not
@@ -219,7 +223,7 @@ class RpcConnection:
         family, _, _, _, addr = infos[0]
 
         quic = QuicConnection(configuration=config.client())
-        local = _local_bind_address(family, str(addr[0]))
+        local = local_host or _local_bind_address(family, str(addr[0]))
         try:
             # A connected UDP socket: ICMP errors reach error_received, and the
             # event loop (asyncio or uvloop) knows the peer, so it accepts
@@ -332,9 +336,11 @@ class RpcClient:
         *,
         connect_timeout: float = 5.0,
         config: AspenQuicConfiguration | None = None,
+        local_host: str | None = None,
     ) -> None:
         if not addrs:
             raise ValueError("RpcClient needs at least one address")
+        self.local_host = local_host
         self.endpoint_id = endpoint_id.lower()
         self.addrs = list(addrs)
         self.connect_timeout = connect_timeout
@@ -409,7 +415,12 @@ class RpcClient:
                     break
             try:
                 conn = await RpcConnection.connect(
-                    host, port, self.endpoint_id, timeout=per_try, config=self.config
+                    host,
+                    port,
+                    self.endpoint_id,
+                    timeout=per_try,
+                    config=self.config,
+                    local_host=self.local_host,
                 )
             except RpcTransportError as exc:
                 logger.debug("connect to %s:%d failed: %s", host, port, exc)

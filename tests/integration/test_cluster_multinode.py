@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import BackgroundWriter, NodeProcess, cli, endpoint_addr, free_port, read_all, wait_for
+from harness import BackgroundWriter, NodeProcess, cli, form_cluster, read_all, wait_for
 
 from aspen.api.errors import AspenError
 from aspen.client import SyncAspenClient
@@ -17,44 +17,12 @@ from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
 
-FAST = [
-    "--heartbeat-interval-ms",
-    "100",
-    "--election-timeout-min-ms",
-    "600",
-    "--election-timeout-max-ms",
-    "1200",
-]
-
-
-def make_node(root: Path, node_id: int) -> NodeProcess:
-    host = f"127.0.0.{10 + node_id}"
-    return NodeProcess(
-        node_id=node_id, data_dir=root / f"n{node_id}", host=host, port=free_port(host), extra_args=FAST
-    )
-
-
-def form_cluster(root: Path, size: int = 3) -> list[NodeProcess]:
-    nodes = [make_node(root, i).start() for i in range(1, size + 1)]
-    assert cli(nodes[0].ticket, "cluster", "init").code == 0
-    for n in nodes[1:]:
-        res = cli(
-            nodes[0].ticket, "cluster", "add-learner", "--node-id", str(n.node_id), "--addr", endpoint_addr(n)
-        )
-        assert res.code == 0, res.stderr + res.stdout
-    ids = [str(n.node_id) for n in nodes]
-    res = cli(nodes[0].ticket, "--json", "cluster", "change-membership", *ids)
-    assert res.code == 0, res.stderr + res.stdout
-    assert res.json()["message"] == f"Membership changed to voters: [{', '.join(ids)}]"
-    return nodes
-
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[NodeProcess]]:
     nodes: list[NodeProcess] = []
     try:
-        nodes = form_cluster(tmp_path)
-        yield nodes
+        yield form_cluster(tmp_path, nodes)
     finally:
         for n in nodes:
             n.stop()
