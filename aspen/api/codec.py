@@ -1,6 +1,8 @@
 """Bytes <-> wire models. The only place frames are (de)serialised.
 
-Request frame: msgpack map `{"v": PROTOCOL_VERSION, "auth": <32-byte cookie proof>, "req": {...}}`.
+Request frame: msgpack map `{"v": PROTOCOL_VERSION, "auth": <32-byte cookie proof>, "req": {...}}`,
+plus optional `"hops"` (forwarding count) and `"rid"` (a request id, ≤ 64 printable ASCII characters,
+chosen by the client and logged by the node, so one CLI invocation can be found in every node's log).
 Response frame: the response map itself. Decoding a request never raises anything but `AspenError`
 subclasses, so the node can answer every malformed frame with a precise `Error`.
 """
@@ -20,12 +22,15 @@ from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_ADAPTER, Error, Request
 #: A follower forwards a request to the leader at most this many times (a leader that lost its
 #: role meanwhile answers NOT_LEADER instead of forwarding again).
 MAX_PROXY_HOPS = 1
+MAX_RID_CHARS = 64
 
 
-def encode_request(request: Request, auth: bytes, *, hops: int = 0) -> bytes:
+def encode_request(request: Request, auth: bytes, *, hops: int = 0, rid: str | None = None) -> bytes:
     envelope: dict[str, object] = {"v": PROTOCOL_VERSION, "auth": auth, "req": request.model_dump()}
     if hops:
         envelope["hops"] = hops
+    if rid is not None:
+        envelope["rid"] = rid
     frame: bytes = msgpack.packb(envelope, use_bin_type=True)
     return frame
 
@@ -52,6 +57,22 @@ def decode_request(data: bytes, expected_auth: bytes) -> Request:
 
 def decode_envelope(data: bytes, expected_auth: bytes) -> tuple[Request, int]:
     """Like `decode_request`, also returning how many times the request was forwarded."""
+    request, hops, _ = decode_envelope_rid(data, expected_auth)
+    return request, hops
+
+
+def _valid_rid(rid: object) -> bool:
+    return (
+        isinstance(rid, str)
+        and 0 < len(rid) <= MAX_RID_CHARS
+        and rid.isascii()
+        and rid.isprintable()
+        and " " not in rid
+    )
+
+
+def decode_envelope_rid(data: bytes, expected_auth: bytes) -> tuple[Request, int, str | None]:
+    """Like `decode_envelope`, also returning the request id (None when the client sent none)."""
     frame = _unpack(data)
     if not isinstance(frame, dict):
         raise InvalidRequestError("invalid request: frame is not a map")
@@ -70,8 +91,13 @@ def decode_envelope(data: bytes, expected_auth: bytes) -> tuple[Request, int]:
     hops = frame.get("hops", 0)
     if type(hops) is not int or not 0 <= hops <= MAX_PROXY_HOPS:
         raise InvalidRequestError(f"invalid request: hops must be 0..{MAX_PROXY_HOPS}")
+    rid = frame.get("rid")
+    if rid is not None and not _valid_rid(rid):
+        raise InvalidRequestError(
+            f"invalid request: rid must be 1..{MAX_RID_CHARS} printable ASCII characters, no spaces"
+        )
     try:
-        return REQUEST_ADAPTER.validate_python(body), hops
+        return REQUEST_ADAPTER.validate_python(body), hops, rid
     except ValidationError as err:
         if err.errors(include_url=False)[0]["type"] == "union_tag_invalid":
             raise InvalidRequestError(f"unknown request variant {body['type']!r}") from None

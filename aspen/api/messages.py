@@ -69,6 +69,20 @@ class TriggerSnapshot(_Model):
     type: Literal["TriggerSnapshot"] = "TriggerSnapshot"
 
 
+class SnapshotSave(_Model):
+    """Serialise this node's state at a ReadIndex point for a backup; fetch it with GetSnapshotChunk."""
+
+    type: Literal["SnapshotSave"] = "SnapshotSave"
+
+
+class GetSnapshotChunk(_Model):
+    """Bytes of a SnapshotSave image from `offset` (at most 4 MiB per answer); same node only."""
+
+    type: Literal["GetSnapshotChunk"] = "GetSnapshotChunk"
+    snapshot_id: Annotated[str, Field(min_length=1, max_length=64)]
+    offset: U64
+
+
 class AddLearner(_Model):
     type: Literal["AddLearner"] = "AddLearner"
     node_id: NodeIdField
@@ -188,6 +202,8 @@ Request = Annotated[
     | GetClusterState
     | GetMetrics
     | TriggerSnapshot
+    | SnapshotSave
+    | GetSnapshotChunk
     | GetStateHash
     | AddLearner
     | ChangeMembership
@@ -311,6 +327,28 @@ class SnapshotResult(_Model):
     error: str | None = None
 
 
+class SnapshotSaveResult(_Model):
+    type: Literal["SnapshotSaveResult"] = "SnapshotSaveResult"
+    snapshot_id: str
+    node_id: int
+    applied_index: int
+    total_bytes: int
+    #: BLAKE3 hex of the whole file (`b3sum` of the saved file prints the same).
+    checksum: str
+
+
+class SnapshotChunk(_Model):
+    type: Literal["SnapshotChunk"] = "SnapshotChunk"
+    snapshot_id: str
+    offset: int
+    data: bytes
+    total_bytes: int
+    is_last: bool
+    #: Repeated on every chunk so the last one carries the metadata the client verifies against.
+    applied_index: int
+    checksum: str
+
+
 class AddLearnerResult(_Model):
     type: Literal["AddLearnerResult"] = "AddLearnerResult"
     is_success: bool
@@ -413,6 +451,8 @@ Response = Annotated[
     | ClusterState
     | Metrics
     | SnapshotResult
+    | SnapshotSaveResult
+    | SnapshotChunk
     | StateHash
     | AddLearnerResult
     | ChangeMembershipResult

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,8 @@ class Settings:
     timeout_ms: int = 30_000
     verbose: bool = False
     quiet: bool = False
+    #: One id per invocation, sent with every request; nodes log it on failures and slow requests.
+    request_id: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def resolve_ticket(self) -> ClusterTicket:
         raw = self.ticket or os.environ.get("ASPEN_TICKET")
@@ -61,22 +64,64 @@ def _merge(ctx: click.Context, kwargs: dict[str, Any]) -> Settings:
     return settings
 
 
-def global_options(fn: F) -> F:
-    """The global options, for the root group and for every leaf command."""
-    fn = click.option("--ticket", help="Cluster ticket (aspen…) or a file holding one. Env: ASPEN_TICKET.")(
-        fn
-    )
-    fn = click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")(fn)
+def global_options(fn: F, *, from_env: bool = False) -> F:
+    """The global options, for the root group (`from_env=True`) and for every leaf command.
+
+    Only the root reads the environment (ASPEN_TICKET, ASPEN_JSON, ASPEN_TIMEOUT, ASPEN_VERBOSE,
+    ASPEN_QUIET): the root runs first, so an explicit option on the leaf still overrides it, and a
+    variable never overrides an explicit root option."""
+
+    def env(name: str) -> str | None:
+        return name if from_env else None
+
+    fn = click.option(
+        "--ticket",
+        envvar=env("ASPEN_TICKET"),
+        help="Cluster ticket (aspen…) or a file holding one. Env: ASPEN_TICKET.",
+    )(fn)
+    fn = click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        default=False,
+        envvar=env("ASPEN_JSON"),
+        help="Print JSON. Env: ASPEN_JSON.",
+    )(fn)
     fn = click.option(
         "--timeout",
         "timeout_ms",
         type=click.IntRange(min=1),
         default=None,
-        help="Per-request timeout in ms (default 30000).",
+        envvar=env("ASPEN_TIMEOUT"),
+        help="Per-request timeout in ms (default 30000). Env: ASPEN_TIMEOUT.",
     )(fn)
-    fn = click.option("-v", "--verbose", is_flag=True, default=False, help="More diagnostics on stderr.")(fn)
-    fn = click.option("-q", "--quiet", is_flag=True, default=False, help="Fewer diagnostics.")(fn)
+    fn = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        default=False,
+        envvar=env("ASPEN_VERBOSE"),
+        help="More diagnostics on stderr (with the request id). Env: ASPEN_VERBOSE.",
+    )(fn)
+    fn = click.option(
+        "-q", "--quiet", is_flag=True, default=False, envvar=env("ASPEN_QUIET"), help="Fewer diagnostics."
+    )(fn)
     return fn
+
+
+def run_client(settings: Settings, fn: Callable[[AspenClient], Awaitable[Output]]) -> None:
+    """Connect with the settings' ticket, timeout and request id, run `fn`, print its `Output`."""
+    ticket = settings.resolve_ticket()
+    if settings.verbose:
+        click.echo(f"request id: {settings.request_id}", err=True)
+
+    async def go() -> Output:
+        async with AspenClient(
+            ticket, timeout=settings.timeout_ms / 1000, request_id=settings.request_id
+        ) as client:
+            return await fn(client)
+
+    emit(asyncio.run(go()), settings.as_json)
 
 
 def command(
@@ -88,13 +133,7 @@ def command(
         @functools.wraps(fn)
         def run(**kwargs: Any) -> None:
             settings = _merge(click.get_current_context(), kwargs)
-            ticket = settings.resolve_ticket()
-
-            async def go() -> Output:
-                async with AspenClient(ticket, timeout=settings.timeout_ms / 1000) as client:
-                    return await fn(client, **kwargs)
-
-            emit(asyncio.run(go()), settings.as_json)
+            run_client(settings, lambda client: fn(client, **kwargs))
 
         return group.command(name, **attrs)(global_options(run))
 

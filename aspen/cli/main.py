@@ -1,24 +1,37 @@
 """`aspen-cli`: the shell client. Exit codes, in one table: 0 ok; 1 failure (an error from the
-cluster, a domain failure, bad local input such as a malformed ticket); 2 usage error."""
+cluster, a domain failure, bad local input such as a malformed ticket); 2 usage error.
+
+Every option can come from the environment: the global ones from ASPEN_TICKET, ASPEN_JSON,
+ASPEN_TIMEOUT, ASPEN_VERBOSE, ASPEN_QUIET; a command's own from ASPEN_<GROUP>_<COMMAND>_<OPTION>
+(click's `auto_envvar_prefix`), e.g. ASPEN_KV_SCAN_LIMIT."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
+from click.shell_completion import get_completion_class
 
 from aspen import __version__
 from aspen.api.errors import AspenError
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.kv import kv_group
+from aspen.cli.output import Output, emit
 from aspen.rpc.ticket import TicketError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@global_options
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 110,
+        "auto_envvar_prefix": "ASPEN",
+    }
+)
+@functools.partial(global_options, from_env=True)
 @click.version_option(__version__, prog_name="aspen-cli")
 @click.pass_context
 def cli(ctx: click.Context, /, **kwargs: object) -> None:
@@ -31,10 +44,25 @@ def cli(ctx: click.Context, /, **kwargs: object) -> None:
 cli.add_command(kv_group)
 cli.add_command(cluster_group)
 
+#: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
+COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@global_options
+def completion(shell: str, **kwargs: object) -> None:
+    """Print the shell completion script: `eval "$(aspen-cli completion bash)"` (or zsh, fish)."""
+    settings = _merge(click.get_current_context(), dict(kwargs))
+    script = get_completion_class(shell)(cli, {}, "aspen-cli", COMPLETE_VAR).source()  # type: ignore[misc]
+    emit(Output({"shell": shell, "script": script}, script.rstrip("\n")), settings.as_json)
+
 
 def main(argv: list[str] | None = None) -> None:
     try:
-        cli.main(args=argv, prog_name="aspen-cli", standalone_mode=False, obj=Settings())
+        cli.main(
+            args=argv, prog_name="aspen-cli", complete_var=COMPLETE_VAR, standalone_mode=False, obj=Settings()
+        )
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(EXIT_FAILURE)

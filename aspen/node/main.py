@@ -8,6 +8,7 @@ one-node cluster on first start, so a newcomer has a usable store after one comm
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -24,15 +25,17 @@ import structlog
 from aspen.api.codec import encode_error
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
 from aspen.api.limits import MAX_MESSAGE_BYTES
+from aspen.node.backup import BackupError, restore_data_dir
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.logsetup import configure
 from aspen.node.membership import parse_endpoint_addr
-from aspen.node.metrics import NodeMetrics
+from aspen.node.metrics import MetricsHttpServer, NodeMetrics
 from aspen.node.service import NodeIdentityInfo, NodeService
 from aspen.node.state import NodeStateMachine
-from aspen.raft.core.types import ConfState, StateRole
+from aspen.raft.core.types import ConfChange, ConfChangeType, ConfState, StateRole
 from aspen.raft.net import TcpTransport
 from aspen.raft.node import DriverConfig, RaftNode
+from aspen.raft.wal.errors import WalError
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.identity import NodeIdentity, load_or_create
 from aspen.rpc.server import PeerInfo, RpcServer
@@ -64,8 +67,10 @@ def write_private_file(path: Path, text: str) -> None:
 class Node:
     """A running node: Raft driver, state machine, RPC server and the files it keeps in its data dir."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, *, metrics_port: int | None = None) -> None:
         self.config = config
+        #: Serve Prometheus metrics over HTTP on config.host:metrics_port (None: off; 0: any port).
+        self._metrics_port_wanted = metrics_port
         self.state = NodeStateMachine()
         self.metrics = NodeMetrics(config.node_id)
         self.raft = RaftNode(
@@ -79,8 +84,12 @@ class Node:
                 keep_entries=config.snapshot_keep_entries,
             ),
             self.state,
+            on_batch=self.metrics.proposal_batch,
         )
         self.server: RpcServer | None = None
+        self.metrics_server: MetricsHttpServer | None = None
+        self.metrics_port: int | None = None
+        self._record_self: asyncio.Task[None] | None = None
         self.transport: TcpTransport | None = None
         self.service: NodeService | None = None
         self._peers: set[int] = set()
@@ -116,6 +125,39 @@ class Node:
             f"direct_addrs=[{addr}]",
             ticket_path=str(cfg.data_dir / TICKET_FILE),
         )
+        if self._metrics_port_wanted is not None:
+            service = self.service
+            self.metrics_server = MetricsHttpServer(
+                lambda: self.metrics.render(service), cfg.host, self._metrics_port_wanted
+            )
+            self.metrics_port = await self.metrics_server.start()
+            log.info("metrics endpoint listening", url=f"http://{cfg.host}:{self.metrics_port}/metrics")
+        self.record_own_address_if_missing()
+
+    def record_own_address_if_missing(self) -> None:
+        """A single voter whose address is not in the replicated membership — a node seeded by
+        `aspen-node restore`, or bootstrapped by `--dev` — records it the way `cluster init` does;
+        otherwise members added later could not reach it."""
+        me = self.service.me if self.service is not None else None
+        if me is None or self._record_self is not None:
+            return
+        if self.raft.conf_state.voters == (me.node_id,) and me.node_id not in self.raft.members:
+            self._record_self = asyncio.create_task(self._record_own_address(me))
+
+    async def _record_own_address(self, me: NodeIdentityInfo) -> None:
+        deadline = asyncio.get_running_loop().time() + 30.0
+        while self.raft.role != StateRole.LEADER:  # a single voter elects itself within a persist
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("could not record own address: not leader", node_id=me.node_id)
+                return
+            await asyncio.sleep(0.05)  # polling a condition with a deadline
+        try:
+            await self.raft.change_membership(
+                ConfChange(ConfChangeType.ADD_VOTER, me.node_id, me.endpoint_addr_json()), timeout=30.0
+            )
+            log.info("recorded own address in the membership", node_id=me.node_id)
+        except Exception as err:  # not fatal: the node serves; adding members needs a restart to retry
+            log.warning("could not record own address", node_id=me.node_id, error=str(err))
 
     async def _bind(self, identity: NodeIdentity) -> int:
         """QUIC (UDP) for clients and TLS/TCP for peers, on one port number. With port 0 the UDP port
@@ -186,6 +228,12 @@ class Node:
             write_private_file(self.config.data_dir / TICKET_FILE, self.service.ticket().encode())
 
     async def stop(self) -> None:
+        if self._record_self is not None:
+            self._record_self.cancel()
+            with contextlib.suppress(BaseException):
+                await self._record_self
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         if self.server is not None:
             await self.server.close()
         if self.service is not None:
@@ -199,12 +247,13 @@ def _role(role: StateRole, is_learner: bool) -> str:
     return {StateRole.LEADER: "Leader", StateRole.FOLLOWER: "Follower"}.get(role, "Candidate")
 
 
-async def _serve(config: NodeConfig) -> int:
-    node = Node(config)
+async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
+    node = Node(config, metrics_port=metrics_port)
     await node.start()
     if config.dev and not node.raft.is_initialized:
         await node.raft.bootstrap()
         log.info("dev mode: initialised a one-node cluster", node_id=config.node_id)
+        node.record_own_address_if_missing()
     if config.dev:
         ticket_path = (config.data_dir / TICKET_FILE).resolve()
         print(f"Aspen dev node {config.node_id} is up. Ticket: {ticket_path}", flush=True)
@@ -232,7 +281,10 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     return uvloop.run(main)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.option("--node-id", type=int, envvar="ASPEN_NODE_ID", help="Raft node id (non-zero u64).")
 @click.option("--cookie", envvar="ASPEN_COOKIE", help="Shared cluster secret.")
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="ASPEN_DATA_DIR", help="Data directory.")
@@ -288,6 +340,13 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     "--dev", is_flag=True, help="Run an initialised one-node cluster in ./aspen-data (for trying Aspen)."
 )
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="ASPEN_METRICS_PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: off; 0 = pick a port).",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -301,7 +360,9 @@ def _run_loop(main: Coroutine[Any, Any, int]) -> int:
     envvar="ASPEN_LOG_FORMAT",
     type=click.Choice(["auto", "console", "json"]),
 )
+@click.pass_context
 def main(
+    ctx: click.Context,
     node_id: int | None,
     cookie: str | None,
     data_dir: Path | None,
@@ -314,10 +375,13 @@ def main(
     snapshot_entries: int,
     snapshot_keep_entries: int,
     dev: bool,
+    metrics_port: int | None,
     log_level: str,
     log_format: str,
 ) -> None:
-    """Run one Aspen node."""
+    """Run one Aspen node (or, with a subcommand, an offline tool on a data dir)."""
+    if ctx.invoked_subcommand is not None:
+        return
     configure(log_level, log_format)
     if dev:
         node_id = node_id or 1
@@ -350,7 +414,7 @@ def main(
         click.echo(f"Error: {err}", err=True)
         sys.exit(1)
     try:
-        code = _run_loop(_serve(config))
+        code = _run_loop(_serve(config, metrics_port))
     except ValueError as err:  # e.g. a malformed --iroh-secret-key
         click.echo(f"Error: {err}", err=True)
         sys.exit(1)
@@ -369,6 +433,41 @@ def _dev_cookie(data_dir: Path) -> str:
     cookie = "dev-" + secrets.token_hex(16)
     write_private_file(path, cookie)
     return cookie
+
+
+@main.command("restore")
+@click.option(
+    "--from",
+    "source",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="Backup file written by `aspen-cli cluster snapshot save`.",
+)
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), required=True, help="New (empty) data directory."
+)
+@click.option(
+    "--node-id",
+    type=click.IntRange(1, 2**64 - 1),
+    default=1,
+    show_default=True,
+    help="Id of the node that will serve DATA_DIR: the only voter of the new cluster.",
+)
+def restore(source: Path, data_dir: Path, node_id: int) -> None:
+    """Seed a NEW one-node cluster from a backup (offline; like `etcdutl snapshot restore`).
+
+    Then start `aspen-node --data-dir DATA_DIR --node-id NODE_ID ...`: it serves every key of the
+    backup at once, and grows with `cluster add-learner` / `change-membership`."""
+    try:
+        report = restore_data_dir(source, data_dir, node_id)
+    except (BackupError, OSError, WalError) as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"Restored {report.keys} keys (applied index {report.applied_index}, saved from node "
+        f"{report.source_node_id}) into {data_dir} as node {node_id}. Start it with: "
+        f"aspen-node --node-id {node_id} --data-dir {data_dir} --cookie ..."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,13 +2,29 @@
 
 Names follow `aspen_<subsystem>_<name>_<unit>`; Raft gauges are refreshed when rendered, so a scrape
 always sees the current term, role and indices.
+
+`MetricsHttpServer` serves the same text over HTTP (`aspen-node --metrics-port`). It runs on the
+node's event loop rather than in prometheus_client's `start_http_server` thread: refreshing the Raft
+gauges reads driver state (progress maps, indices) that only the loop may touch, and a scrape from
+another thread would race with the loop mutating it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import structlog
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 if TYPE_CHECKING:
     from aspen.node.service import NodeService
@@ -51,10 +67,32 @@ class NodeMetrics:
             "aspen_node_uptime_seconds", "Seconds since the node started", ["node_id"], registry=r
         )
         self.keys = Gauge("aspen_kv_keys", "Keys in the state machine", ["node_id"], registry=r)
+        self.leader_id = Gauge(
+            "aspen_raft_leader_id", "Node id of the leader this node knows (0: none)", ["node_id"], registry=r
+        )
+        self.batch_commands = Histogram(
+            "aspen_raft_proposal_batch_commands",
+            "Commands packed into one log entry by group commit",
+            ["node_id"],
+            registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000),
+        )
+        self.batch_bytes = Histogram(
+            "aspen_raft_proposal_batch_bytes",
+            "Payload bytes packed into one log entry by group commit",
+            ["node_id"],
+            registry=r,
+            buckets=(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304),
+        )
 
     def request(self, operation: str, seconds: float) -> None:
         self.requests.labels(self.node_id, operation).inc()
         self.latency.labels(self.node_id, operation).observe(seconds)
+
+    def proposal_batch(self, commands: int, size: int) -> None:
+        """The Raft driver's group-commit hook: one call per proposed log entry."""
+        self.batch_commands.labels(self.node_id).observe(commands)
+        self.batch_bytes.labels(self.node_id).observe(size)
 
     def error(self, operation: str, code: str) -> None:
         self.errors.labels(self.node_id, operation, code).inc()
@@ -69,6 +107,67 @@ class NodeMetrics:
             self.last_log.labels(n).set(st.last_index)
             self.applied.labels(n).set(st.applied)
             self.snapshot.labels(n).set(st.snapshot_index)
+            self.leader_id.labels(n).set(st.leader_id)
         self.uptime.labels(n).set(service._uptime())
         self.keys.labels(n).set(len(service.state.kv))
         return generate_latest(self.registry).decode()
+
+
+log = structlog.get_logger("aspen.node.metrics")
+
+#: A scraper sends a few hundred bytes; anything bigger or slower is not a scraper.
+_MAX_REQUEST_HEAD = 8192
+_READ_TIMEOUT_S = 10.0
+
+
+class MetricsHttpServer:
+    """A minimal HTTP/1.1 endpoint: `GET /metrics` (and `/`) returns `render()`; the rest is 404/405.
+
+    One request per connection (`Connection: close`), which is what Prometheus needs."""
+
+    def __init__(self, render: Callable[[], str], host: str, port: int) -> None:
+        self._render = render
+        self._host, self._port = host, port
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        """Bind and return the port (useful with port 0)."""
+        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
+            if len(head) > _MAX_REQUEST_HEAD:
+                raise ValueError("request head too large")
+            method, path, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            path = path.split("?", 1)[0]
+            if path not in ("/metrics", "/"):
+                status, ctype, body = "404 Not Found", "text/plain", b"not found; try /metrics\n"
+            elif method not in ("GET", "HEAD"):
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            else:
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self._render().encode()
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            if method != "HEAD":
+                writer.write(body)
+            await asyncio.wait_for(writer.drain(), _READ_TIMEOUT_S)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError, OSError):
+            pass  # a broken or hostile client: drop the connection, the node carries on
+        except Exception:
+            log.exception("metrics request failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -8,15 +8,24 @@ and never crashes on a request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import structlog
+
 from aspen import kv
 from aspen.api import messages as m
-from aspen.api.codec import MAX_PROXY_HOPS, decode_envelope, encode_error, encode_request, encode_response
+from aspen.api.codec import (
+    MAX_PROXY_HOPS,
+    decode_envelope_rid,
+    encode_error,
+    encode_request,
+    encode_response,
+)
 from aspen.api.errors import (
     AspenError,
     InternalError,
@@ -26,6 +35,7 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.node.backup import SnapshotExports, encode_image
 from aspen.node.membership import (
     EndpointAddr,
     MembershipError,
@@ -51,6 +61,10 @@ from aspen.rpc.errors import RpcConnectError, RpcTransportError
 from aspen.rpc.ticket import ClusterTicket, TicketPeer, parse_host_port
 
 log = logging.getLogger(__name__)
+#: Request-scoped lines (failures, slow requests) carry the client's request id from the contextvars.
+rlog = structlog.get_logger("aspen.node.request")
+#: A request slower than this is logged with its request id (the histogram has the distribution).
+SLOW_REQUEST_S = 1.0
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -113,6 +127,7 @@ class NodeService:
         self.metrics = metrics
         self._started = time.monotonic()
         self._leader_clients: dict[int, tuple[bytes, RpcClient]] = {}
+        self.exports = SnapshotExports()
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,
             "GetHealth": self._health,
@@ -124,6 +139,8 @@ class NodeService:
             "GetClusterState": self._cluster_state,
             "GetMetrics": self._metrics,
             "TriggerSnapshot": self._trigger_snapshot,
+            "SnapshotSave": self._snapshot_save,
+            "GetSnapshotChunk": self._snapshot_chunk,
             "GetStateHash": self._state_hash,
             "AddLearner": self._add_learner,
             "ChangeMembership": self._change_membership,
@@ -144,28 +161,37 @@ class NodeService:
         """One request frame in, one response frame out. Never raises."""
         started = time.perf_counter()
         op = "Invalid"
-        try:
-            request, hops = decode_envelope(data, self._auth)
-            op = request.type
-            if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
-                raise NotInitializedError()
-            if op in FORWARDED and self.raft.role != StateRole.LEADER:
-                frame = await self._forward(request, hops)
-            else:
-                response = await self._handlers[op](request)
-                frame = encode_response(response)
-        except AspenError as err:
-            self.metrics.error(op, err.code.value)
-            frame = encode_error(err)
-        except RaftError as err:
-            wire = self._map_raft_error(err)
-            self.metrics.error(op, wire.code.value)
-            frame = encode_error(wire)
-        except Exception:
-            log.exception("request handler failed", extra={"operation": op})
-            self.metrics.error(op, "INTERNAL_ERROR")
-            frame = encode_error(InternalError("internal error"))
-        self.metrics.request(op, time.perf_counter() - started)
+        rid: str | None = None
+        # Bound for this request only (each request also runs in its own task, with its own context).
+        with structlog.contextvars.bound_contextvars(rid=None, operation=op):
+            try:
+                request, hops, rid = decode_envelope_rid(data, self._auth)
+                op = request.type
+                structlog.contextvars.bind_contextvars(rid=rid, operation=op)
+                if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
+                    raise NotInitializedError()
+                if op in FORWARDED and self.raft.role != StateRole.LEADER:
+                    frame = await self._forward(request, hops, rid)
+                else:
+                    response = await self._handlers[op](request)
+                    frame = encode_response(response)
+            except AspenError as err:
+                self.metrics.error(op, err.code.value)
+                rlog.info("request failed", code=err.code.value, error=err.message)
+                frame = encode_error(err)
+            except RaftError as err:
+                wire = self._map_raft_error(err)
+                self.metrics.error(op, wire.code.value)
+                rlog.info("request failed", code=wire.code.value, error=wire.message)
+                frame = encode_error(wire)
+            except Exception:
+                log.exception("request handler failed", extra={"operation": op})
+                self.metrics.error(op, "INTERNAL_ERROR")
+                frame = encode_error(InternalError("internal error"))
+            elapsed = time.perf_counter() - started
+            if elapsed >= SLOW_REQUEST_S:
+                rlog.warning("slow request", duration_ms=int(elapsed * 1000))
+        self.metrics.request(op, elapsed)
         return frame
 
     @staticmethod
@@ -180,7 +206,7 @@ class NodeService:
             return InvalidRequestError(f"invalid request: {err}")
         return InternalError(str(err))
 
-    async def _forward(self, request: m.Request, hops: int) -> bytes:
+    async def _forward(self, request: m.Request, hops: int, rid: str | None = None) -> bytes:
         """Send `request` to the leader and relay its answer verbatim (reference §4.8)."""
         leader = self.raft.leader_id
         if (
@@ -191,7 +217,7 @@ class NodeService:
         ):
             raise NotLeaderError("NOT_LEADER", leader or None)
         client = self._leader_client(leader)
-        frame = encode_request(request, self._auth, hops=hops + 1)
+        frame = encode_request(request, self._auth, hops=hops + 1, rid=rid)
         try:
             return await client.request(frame, timeout=FORWARD_TIMEOUT_S)
         except RpcConnectError:
@@ -207,7 +233,8 @@ class NodeService:
         if cached is not None and cached[0] == context:
             return cached[1]
         addr = parse_endpoint_addr(context)
-        client = RpcClient(addr.endpoint_id, [parse_host_port(a) for a in addr.addrs])
+        own_host = parse_host_port(self.me.addrs[0])[0] if self.me.addrs else None
+        client = RpcClient(addr.endpoint_id, [parse_host_port(a) for a in addr.addrs], local_host=own_host)
         self._leader_clients[leader] = (context, client)
         return client
 
@@ -383,6 +410,40 @@ class NodeService:
     async def _trigger_snapshot(self, _: m.TriggerSnapshot) -> m.SnapshotResult:
         index = await self.raft.trigger_snapshot()
         return m.SnapshotResult(is_success=True, snapshot_index=index)
+
+    async def _snapshot_save(self, _: m.SnapshotSave) -> m.SnapshotSaveResult:
+        """A backup image at a ReadIndex point (see aspen.node.backup for the format)."""
+        await self._barrier(False)
+        # Taken in one synchronous step: nothing applies meanwhile, so the image is a consistent cut.
+        kv_image, index = self.state.kv.snapshot(), self.raft.applied_index
+        data = await asyncio.to_thread(
+            encode_image, kv_image, index, self.me.node_id, int(time.time() * 1000)
+        )
+        export_id, export = self.exports.add(data, index, time.monotonic())
+        return m.SnapshotSaveResult(
+            snapshot_id=export_id,
+            node_id=self.me.node_id,
+            applied_index=index,
+            total_bytes=len(data),
+            checksum=export.checksum,
+        )
+
+    async def _snapshot_chunk(self, req: m.GetSnapshotChunk) -> m.SnapshotChunk:
+        found = self.exports.chunk(req.snapshot_id, req.offset, time.monotonic())
+        if found is None:
+            raise InvalidRequestError(
+                f"unknown or expired snapshot id on node {self.me.node_id}; run `snapshot save` again"
+            )
+        data, export = found
+        return m.SnapshotChunk(
+            snapshot_id=req.snapshot_id,
+            offset=req.offset,
+            data=data,
+            total_bytes=len(export.data),
+            is_last=req.offset + len(data) >= len(export.data),
+            applied_index=export.applied_index,
+            checksum=export.checksum,
+        )
 
     # ------------------------------------------------------------------------------------- kv --
     async def _read_key(self, req: m.ReadKey) -> m.ReadResult:
