@@ -12,7 +12,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from harness import NodeProcess, cli, endpoint_addr, free_port, read_all, wait_for
+from harness import FAST_ELECTIONS, NodeProcess, cli, endpoint_addr, free_port, read_all, wait_for
 
 from aspen.api import messages as m
 from aspen.client import AspenClient
@@ -21,20 +21,12 @@ from aspen.node.backup import CHUNK_BYTES, TTL_S, BackupError, SnapshotExports, 
 
 pytestmark = pytest.mark.integration
 
-FAST = [
-    "--heartbeat-interval-ms",
-    "100",
-    "--election-timeout-min-ms",
-    "600",
-    "--election-timeout-max-ms",
-    "1200",
-]
 KEYS = 5_000
 
 
 def node_on(root: Path, node_id: int, host: str, name: str) -> NodeProcess:
     return NodeProcess(
-        node_id=node_id, data_dir=root / name, host=host, port=free_port(host), extra_args=FAST
+        node_id=node_id, data_dir=root / name, host=host, port=free_port(host), extra_args=FAST_ELECTIONS
     )
 
 
@@ -113,7 +105,7 @@ def test_save_on_live_cluster_then_restore_seeds_a_new_cluster_with_every_key(
         host="127.0.0.36",
         port=free_port("127.0.0.36"),
         cookie="another-cluster-cookie",
-        extra_args=FAST,
+        extra_args=FAST_ELECTIONS,
     )
     joiner = node_on(tmp_path, 8, "127.0.0.37", "joiner")
     try:

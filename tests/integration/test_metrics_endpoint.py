@@ -10,22 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import NodeProcess, cli, endpoint_addr, free_port, wait_for
+from harness import FAST_ELECTIONS, NodeProcess, cli, endpoint_addr, free_port, wait_for
 
 from aspen.api import messages as m
 from aspen.api.errors import InvalidRequestError
 from aspen.client import AspenClient
 
 pytestmark = pytest.mark.integration
-
-FAST = [
-    "--heartbeat-interval-ms",
-    "100",
-    "--election-timeout-min-ms",
-    "600",
-    "--election-timeout-max-ms",
-    "1200",
-]
 
 
 async def ask_for_unknown_snapshot_chunk(ticket: str) -> None:
@@ -64,7 +55,7 @@ def cluster(tmp_path: Path) -> Iterator[list[tuple[NodeProcess, int]]]:
                 data_dir=tmp_path / f"n{i}",
                 host=host,
                 port=free_port(host),
-                extra_args=[*FAST, "--metrics-port", str(mport)],
+                extra_args=[*FAST_ELECTIONS, "--metrics-port", str(mport)],
             )
             nodes.append((node.start(), mport))
         first = nodes[0][0]

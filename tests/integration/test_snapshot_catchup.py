@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness import BackgroundWriter, NodeProcess, cli, endpoint_addr, free_port, read_all
+from harness import BackgroundWriter, NodeProcess, cli, endpoint_addr, form_cluster, read_all
 
 from aspen.api import messages as m
 from aspen.client import AspenClient
@@ -16,14 +16,6 @@ from aspen.client import AspenClient
 pytestmark = pytest.mark.integration
 
 KEYS = 100_000
-FAST = [
-    "--heartbeat-interval-ms",
-    "100",
-    "--election-timeout-min-ms",
-    "600",
-    "--election-timeout-max-ms",
-    "1200",
-]
 SNAP = ["--snapshot-entries", "500", "--snapshot-keep-entries", "10"]
 
 
@@ -43,31 +35,10 @@ async def load(ticket: str, n: int) -> None:
 
 
 def test_wiped_node_catches_up_from_a_snapshot(tmp_path: Path) -> None:
-    nodes = []
-    for i in (1, 2, 3):
-        host = f"127.0.0.{20 + i}"
-        nodes.append(
-            NodeProcess(i, tmp_path / f"n{i}", host=host, port=free_port(host), extra_args=FAST + SNAP)
-        )
+    nodes: list[NodeProcess] = []
     try:
-        for n in nodes:
-            n.start()
-        n1, n2, n3 = nodes
-        assert cli(n1.ticket, "cluster", "init").code == 0
-        for n in (n2, n3):
-            assert (
-                cli(
-                    n1.ticket,
-                    "cluster",
-                    "add-learner",
-                    "--node-id",
-                    str(n.node_id),
-                    "--addr",
-                    endpoint_addr(n),
-                ).code
-                == 0
-            )
-        assert cli(n1.ticket, "cluster", "change-membership", "1", "2", "3").code == 0
+        form_cluster(tmp_path, nodes, base=20, extra_args=SNAP)
+        n1, _, n3 = nodes
         ticket = cli(n1.ticket, "--json", "cluster", "ticket").json()["ticket"]
         asyncio.run(load(ticket, KEYS))
         # However group commit packed the writes, compact every log now: a node added later can only
