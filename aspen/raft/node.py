@@ -28,7 +28,7 @@ import random
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -526,10 +526,7 @@ class RaftNode:
             try:
                 raw.read_index(ctx)
             except ProposalDroppedError:
-                err = NotLeader(self._leader)
-                for f in waiters:
-                    if not f.done():
-                        f.set_exception(err)
+                _fail(waiters, NotLeader(self._leader))
             else:
                 self._reads_in_flight[ctx] = _ReadBatch(waiters)
 
@@ -554,10 +551,7 @@ class RaftNode:
             try:
                 raw.propose(data)
             except ProposalDroppedError:
-                err = NotLeader(self._leader)
-                for p in batch:
-                    if not p.future.done():
-                        p.future.set_exception(err)
+                _fail((p.future for p in batch), NotLeader(self._leader))
                 continue
             self._pending[self._seq] = [p.future for p in batch]
             if self._on_batch is not None:
@@ -611,29 +605,12 @@ class RaftNode:
         self._role, self._leader = role, leader
         self._role_changed.set()
         if was_leader and role != StateRole.LEADER:
-            # Our in-flight reads can no longer be confirmed by us; callers retry elsewhere.
-            err = NotLeader(leader)
-            for batch in self._reads_in_flight.values():
-                for f in batch.futures:
-                    if not f.done():
-                        f.set_exception(err)
-            self._reads_in_flight.clear()
-            # Entries we appended may still commit under the next leader, or be overwritten: say so
-            # now instead of letting callers wait out their deadline. Queued ones never left us.
-            unknown = OutcomeUnknown("leadership changed before the write committed; it may or may not apply")
-            for futures in self._pending.values():
-                for f in futures:
-                    if not f.done():
-                        f.set_exception(unknown)
-            self._pending.clear()
-            for _, f in self._conf_waiters:
-                if not f.done():
-                    f.set_exception(unknown)
-            self._conf_waiters.clear()
-            for p in self._proposals:
-                if not p.future.done():
-                    p.future.set_exception(err)
-            self._proposals.clear()
+            # Tell callers now instead of letting them wait out their deadline; in-flight reads can no
+            # longer be confirmed by us, so their callers retry elsewhere.
+            self._fail_in_flight(
+                NotLeader(leader),
+                OutcomeUnknown("leadership changed before the write committed; it may or may not apply"),
+            )
         for cb in self._on_role:
             cb(role, leader)
 
@@ -779,44 +756,37 @@ class RaftNode:
                 )
         except Exception as exc:  # a failed snapshot loses nothing: the log is intact; retried when due
             log.error("snapshot failed", extra={"index": meta.index, "error": str(exc)})
-            for fut in job.waiters:
-                if not fut.done():
-                    fut.set_exception(RaftError(f"snapshot failed: {exc}"))
+            _fail(job.waiters, RaftError(f"snapshot failed: {exc}"))
             return
         for fut in job.waiters:
             if not fut.done():
                 fut.set_result(self._snapshot_index)
 
-    def _fail_all(self, err: Exception) -> None:
-        # Appended entries may still commit (on restart, or under another leader): their callers must
-        # hear "unknown", never a retryable failure, or a CAS could be applied twice.
-        unknown = OutcomeUnknown(f"{err}; the write may or may not have been applied")
-        for futures in self._pending.values():
-            for f in futures:
-                if not f.done():
-                    f.set_exception(unknown)
+    def _fail_in_flight(self, err: Exception, unknown: OutcomeUnknown) -> None:
+        """Answer every caller waiting on our leadership. Entries already appended may still commit
+        (under the next leader, or on restart): their callers hear `unknown`, never a retryable
+        failure, or a CAS could be applied twice. Queued proposals and unconfirmed reads get `err`."""
+        _fail((f for futures in self._pending.values() for f in futures), unknown)
         self._pending.clear()
-        for p in self._proposals:
-            if not p.future.done():
-                p.future.set_exception(err)
-        self._proposals.clear()
-        for f in self._read_waiters:
-            if not f.done():
-                f.set_exception(err)
-        self._read_waiters.clear()
-        for batch in self._reads_in_flight.values():
-            for f in batch.futures:
-                if not f.done():
-                    f.set_exception(err)
-        self._reads_in_flight.clear()
-        for _, f in self._reads_pending_apply:
-            if not f.done():
-                f.set_exception(err)
-        self._reads_pending_apply.clear()
-        for _, f in self._conf_waiters:
-            if not f.done():
-                f.set_exception(unknown)
+        _fail((f for _, f in self._conf_waiters), unknown)
         self._conf_waiters.clear()
+        _fail((p.future for p in self._proposals), err)
+        self._proposals.clear()
+        _fail((f for batch in self._reads_in_flight.values() for f in batch.futures), err)
+        self._reads_in_flight.clear()
+
+    def _fail_all(self, err: Exception) -> None:
+        self._fail_in_flight(err, OutcomeUnknown(f"{err}; the write may or may not have been applied"))
+        _fail(self._read_waiters, err)
+        self._read_waiters.clear()
+        _fail((f for _, f in self._reads_pending_apply), err)
+        self._reads_pending_apply.clear()
+
+
+def _fail(futures: Iterable[asyncio.Future[Any]], exc: Exception) -> None:
+    for f in futures:
+        if not f.done():
+            f.set_exception(exc)
 
 
 __all__ = ["Applier", "DriverConfig", "DriverStatus", "RaftNode"]
