@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 COOKIE = "integration-test-cookie"
+READY_LINE = "cluster ticket generated"
 
 
 def wait_for(
@@ -68,6 +69,7 @@ class NodeProcess:
         if self.ticket_path.exists():
             self.ticket_path.unlink()  # the node rewrites it when ready; its appearance is our signal
         self.log_path = self.data_dir.parent / f"node-{self.node_id}.log"
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         cmd = [
             sys.executable,
@@ -89,14 +91,23 @@ class NodeProcess:
         ]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
+        # Ready means the ticket file is written *and* this start's contract log line is out: the
+        # node rewrites the ticket on membership changes, before it logs the line.
         wait_for(
-            lambda: self.ticket_path.exists() or self.proc.poll() is not None,
+            lambda: (self.ticket_path.exists() and READY_LINE in self._log_since(log_start))
+            or self.proc.poll() is not None,
             timeout=timeout,
             what=f"node {self.node_id} ticket",
         )
         if self.proc.poll() is not None:
             raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n{self.log()}")
         return self
+
+    def _log_since(self, offset: int) -> str:
+        assert self.log_path is not None
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
 
     @property
     def ticket(self) -> str:
@@ -149,7 +160,7 @@ def free_port(host: str) -> int:
 
 def endpoint_addr(node: NodeProcess) -> str:
     """The EndpointAddr JSON of a running node, built from its log line as an operator would."""
-    line = [ln for ln in node.log().splitlines() if "cluster ticket generated" in ln][-1]
+    line = [ln for ln in node.log().splitlines() if READY_LINE in ln][-1]
     endpoint_id = re.findall(r"endpoint_id=([0-9a-f]{64})", line)[-1]
     addrs = re.findall(r"direct_addrs=\[(.*?)\]", line)[-1].split(",")
     return json.dumps({"id": endpoint_id, "addrs": [{"Ip": a.strip()} for a in addrs]})
