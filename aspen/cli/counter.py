@@ -95,9 +95,10 @@ async def signed_get(client: AspenClient, key: str) -> Output:
     return counter_output(key, "signed_get", await client.signed_counter_get(key))
 
 
-@command(counter_group, "signed-add")
+# ignore_unknown_options: a negative AMOUNT ("-5") is an argument, not an unknown option.
+@command(counter_group, "signed-add", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
 @click.argument("amount", type=I64)
 async def signed_add(client: AspenClient, key: str, amount: int) -> Output:
-    """Add AMOUNT (may be negative: `signed-add KEY -- -5`) to KEY as a signed counter."""
+    """Add AMOUNT (may be negative) to KEY as a signed counter."""
     return counter_output(key, "signed_add", await client.signed_counter_add(key, amount))
