@@ -10,14 +10,14 @@ Like `aspen.kv`, this package is pure: no asyncio, no I/O, no clock, no randomne
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
 from aspen.kv.layer import LayerApplier
 from aspen.layers import counter, sequence
 from aspen.layers.framework import Layer
 
 #: Every layer, by its persistent name. Add a new primitive with one line here.
-LAYERS: Final[tuple[Layer, ...]] = (  # type: ignore[type-arg]
+LAYERS: Final[tuple[Layer[Any, Any], ...]] = (
     counter.LAYER,
     sequence.LAYER,
 )
