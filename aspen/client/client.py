@@ -44,26 +44,24 @@ R = TypeVar("R")
 
 DEFAULT_TIMEOUT_S = 30.0
 #: Requests that change nothing, so retrying them on another node after an ambiguous failure is safe.
-IDEMPOTENT = (
-    frozenset(
-        {
-            "GetHealth",
-            "GetRaftMetrics",
-            "GetLeader",
-            "GetNodeInfo",
-            "GetClusterTicket",
-            "Ping",
-            "GetClusterState",
-            "GetMetrics",
-            "GetStateHash",
-            "SnapshotSave",
-            "GetSnapshotChunk",
-            "ReadKey",
-            "ScanKeys",
-            "BatchRead",
-        }
-    )
-    | COORDINATION_READS
+IDEMPOTENT = frozenset(
+    {
+        "GetHealth",
+        "GetRaftMetrics",
+        "GetLeader",
+        "GetNodeInfo",
+        "GetClusterTicket",
+        "Ping",
+        "GetClusterState",
+        "GetMetrics",
+        "GetStateHash",
+        "SnapshotSave",
+        "GetSnapshotChunk",
+        "ReadKey",
+        "ScanKeys",
+        "BatchRead",
+        *COORDINATION_READS,
+    }
 )
 _NOT_INITIALIZED_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6)
 _TRANSPORT_RETRY_S = 0.2

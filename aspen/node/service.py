@@ -94,21 +94,19 @@ class NodeIdentityInfo:
 
 #: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
 #: local: a follower serves them after a ReadIndex round through the leader).
-FORWARDED = (
-    frozenset(
-        {
-            "WriteKey",
-            "DeleteKey",
-            "CompareAndSwapKey",
-            "CompareAndDeleteKey",
-            "BatchWrite",
-            "ConditionalBatchWrite",
-            "AddLearner",
-            "ChangeMembership",
-            "PromoteLearner",
-        }
-    )
-    | COORDINATION_WRITES
+FORWARDED = frozenset(
+    {
+        "WriteKey",
+        "DeleteKey",
+        "CompareAndSwapKey",
+        "CompareAndDeleteKey",
+        "BatchWrite",
+        "ConditionalBatchWrite",
+        "AddLearner",
+        "ChangeMembership",
+        "PromoteLearner",
+        *COORDINATION_WRITES,
+    }
 )
 FORWARD_TIMEOUT_S = 30.0
 
