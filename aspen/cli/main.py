@@ -17,8 +17,10 @@ from aspen import __version__
 from aspen.api.errors import AspenError
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
+from aspen.cli.counter import counter_group
 from aspen.cli.kv import kv_group
 from aspen.cli.output import Output, emit
+from aspen.cli.sequence import sequence_group
 from aspen.rpc.ticket import TicketError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -43,6 +45,8 @@ def cli(ctx: click.Context, /, **kwargs: object) -> None:
 
 cli.add_command(kv_group)
 cli.add_command(cluster_group)
+cli.add_command(counter_group)
+cli.add_command(sequence_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

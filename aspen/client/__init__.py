@@ -10,12 +10,14 @@ from aspen.api.errors import (
 )
 from aspen.api.messages import DeleteOperation, KeyExists, KeyNotExists, SetOperation, ValueEquals
 from aspen.client.client import AspenClient, load_ticket
+from aspen.client.coordination import CoordinationError
 from aspen.client.sync import SyncAspenClient
 
 __all__ = [
     "AspenClient",
     "AspenError",
     "ConnectionFailedError",
+    "CoordinationError",
     "DeleteOperation",
     "KeyExists",
     "KeyNotExists",

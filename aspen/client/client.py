@@ -25,6 +25,7 @@ import blake3
 
 from aspen.api import messages as m
 from aspen.api.codec import decode_response, encode_request, raise_for_error
+from aspen.api.coordination import READ_REQUESTS as COORDINATION_READS
 from aspen.api.errors import (
     AspenError,
     ConnectionFailedError,
@@ -33,6 +34,7 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.client.coordination import CoordinationMixin
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -58,6 +60,7 @@ IDEMPOTENT = frozenset(
         "ReadKey",
         "ScanKeys",
         "BatchRead",
+        *COORDINATION_READS,
     }
 )
 _NOT_INITIALIZED_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6)
@@ -73,7 +76,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient:
+class AspenClient(CoordinationMixin):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(

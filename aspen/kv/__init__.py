@@ -40,6 +40,7 @@ from aspen.kv.commands import (
     WriteResult,
 )
 from aspen.kv.entry import KvEntry
+from aspen.kv.layer import KvReader, KvTxn, KvView, LayerApplier, LayerCommand, LayerRejected, Rejected
 from aspen.kv.limits import (
     DEFAULT_SCAN_LIMIT,
     MAX_BATCH_OPS,
@@ -76,11 +77,18 @@ __all__ = [
     "KeyExists",
     "KeyNotExists",
     "KvEntry",
+    "KvReader",
     "KvStateMachine",
+    "KvTxn",
+    "KvView",
+    "LayerApplier",
+    "LayerCommand",
+    "LayerRejected",
     "Query",
     "QueryResult",
     "Read",
     "ReadResult",
+    "Rejected",
     "Scan",
     "ScanEntry",
     "ScanResult",

@@ -12,12 +12,15 @@ Batch operations and conditions are flattened into one array instead of one arra
     ConditionalBatchWrite  [6, conditions, ops]     conditions = [kind, key, (expected,) ...]
                                                     kind 0 = ValueEquals (has expected),
                                                     1 = KeyExists, 2 = KeyNotExists
+    LayerCommand           [32, layer, op, now_ms, args]   args = array of plain values (nested
+                                                    arrays come back as tuples); see docs/layers.md
 
 A log entry's payload (`encode_batch`) is a msgpack array of such commands.
 
 Invariants:
 - Tags and layouts are persistent (they live in WALs and snapshots of the log): never renumber or
-  reorder; add new commands under new tags. Reserved: 1-15 KV, 16-31 leases, 32-63 coordination.
+  reorder; add new commands under new tags. Reserved: 1-15 KV, 16-31 leases, 32-63 coordination
+  (32 = every coordination layer's command; 33-63 spare).
 - Round trips are exact: `decode_command(encode_command(c)) == c` for every command with fields of
   the declared types (bytes stay bytes, None stays None, sequences come back as tuples).
 - Decoding checks structure and field types strictly and raises `ValueError`, and nothing else, on
@@ -48,6 +51,7 @@ from aspen.kv.commands import (
     ValueEquals,
     Write,
 )
+from aspen.kv.layer import LayerCommand
 
 TAG_WRITE: Final = 1
 TAG_DELETE: Final = 2
@@ -55,6 +59,7 @@ TAG_COMPARE_AND_SWAP: Final = 3
 TAG_COMPARE_AND_DELETE: Final = 4
 TAG_BATCH_WRITE: Final = 5
 TAG_CONDITIONAL_BATCH_WRITE: Final = 6
+TAG_LAYER: Final = 32
 
 _COND_VALUE_EQUALS: Final = 0
 _COND_KEY_EXISTS: Final = 1
@@ -227,6 +232,23 @@ def _dec_conditional_batch(f: list[Any]) -> ConditionalBatchWrite:
     return ConditionalBatchWrite(_decode_conditions(conditions), _decode_ops(ops))
 
 
+def _enc_layer(c: LayerCommand) -> list[Any]:
+    return [TAG_LAYER, c.layer, c.op, c.now_ms, list(c.args)]
+
+
+def _tuples(x: object) -> object:
+    # Arrays inside layer args come back as tuples, so a decoded command equals (and hashes like) the
+    # one that was encoded.
+    return tuple(_tuples(i) for i in x) if type(x) is list else x
+
+
+def _dec_layer(f: list[Any]) -> LayerCommand:
+    layer, op, now_ms, args = _fields(f, 4)
+    if type(now_ms) is not int:
+        raise ValueError(f"expected int, got {type(now_ms).__name__}")
+    return LayerCommand(_str(layer), _str(op), now_ms, tuple(_tuples(a) for a in _list(args)))
+
+
 _ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
     Write: _enc_write,
     Delete: _enc_delete,
@@ -234,15 +256,17 @@ _ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
     CompareAndDelete: _enc_cad,
     BatchWrite: _enc_batch,
     ConditionalBatchWrite: _enc_conditional_batch,
+    LayerCommand: _enc_layer,
 }
 
-_DECODERS: dict[int, Callable[[list[Any]], Command]] = {
+_DECODERS: dict[int, Callable[[list[Any]], Command | LayerCommand]] = {
     TAG_WRITE: _dec_write,
     TAG_DELETE: _dec_delete,
     TAG_COMPARE_AND_SWAP: _dec_cas,
     TAG_COMPARE_AND_DELETE: _dec_cad,
     TAG_BATCH_WRITE: _dec_batch,
     TAG_CONDITIONAL_BATCH_WRITE: _dec_conditional_batch,
+    TAG_LAYER: _dec_layer,
 }
 
 
@@ -250,7 +274,7 @@ _DECODERS: dict[int, Callable[[list[Any]], Command]] = {
 # Public API
 
 
-def encode_command(cmd: Command) -> list[Any]:
+def encode_command(cmd: Command | LayerCommand) -> list[Any]:
     """The msgpack-ready form of `cmd`. Raises `TypeError` if `cmd` is not a KV command."""
     encoder = _ENCODERS.get(type(cmd))
     if encoder is None:
@@ -258,7 +282,7 @@ def encode_command(cmd: Command) -> list[Any]:
     return encoder(cmd)
 
 
-def decode_command(obj: object) -> Command:
+def decode_command(obj: object) -> Command | LayerCommand:
     """Inverse of `encode_command` (on the msgpack-decoded object). Raises `ValueError` if malformed."""
     items = _list(obj)
     if not items:
@@ -270,13 +294,13 @@ def decode_command(obj: object) -> Command:
     return decoder(items)
 
 
-def encode_batch(cmds: Sequence[Command]) -> bytes:
+def encode_batch(cmds: Sequence[Command | LayerCommand]) -> bytes:
     """One log entry's payload: the commands, in order, as a msgpack array."""
     packed: bytes = msgpack.packb([encode_command(cmd) for cmd in cmds], use_bin_type=True)
     return packed
 
 
-def decode_batch(data: bytes) -> list[Command]:
+def decode_batch(data: bytes) -> list[Command | LayerCommand]:
     """Inverse of `encode_batch`. Raises `ValueError` (only) on any malformed input."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"expected bytes, got {type(data).__name__}")
@@ -293,6 +317,7 @@ __all__ = [
     "TAG_COMPARE_AND_SWAP",
     "TAG_CONDITIONAL_BATCH_WRITE",
     "TAG_DELETE",
+    "TAG_LAYER",
     "TAG_WRITE",
     "decode_batch",
     "decode_command",

@@ -25,7 +25,7 @@ rather than `KvEntry` objects. A frozen dataclass costs ~2 us to construct, whic
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, Final, overload
 
@@ -63,6 +63,7 @@ from aspen.kv.commands import (
     WriteResult,
 )
 from aspen.kv.entry import KvEntry
+from aspen.kv.layer import KvTxn, LayerApplier, LayerCommand, LayerRejected
 from aspen.kv.limits import DEFAULT_SCAN_LIMIT, MAX_SCAN_RESULTS
 from aspen.kv.validation import validate
 
@@ -85,12 +86,14 @@ _LEASE: Final = 4
 class KvStateMachine:
     """The KV map plus the index of the last applied log entry."""
 
-    __slots__ = ("_applied_index", "_data")
+    __slots__ = ("_applied_index", "_data", "_layers")
 
-    def __init__(self) -> None:
+    def __init__(self, layers: Mapping[str, LayerApplier] | None = None) -> None:
         # SortedDict[str, _Row]: dict lookups for point access, an ordered key list for scans.
         self._data: Any = SortedDict()
         self._applied_index = 0
+        #: Coordination layers by name (see aspen.kv.layer); injected so kv never imports layers.
+        self._layers: Mapping[str, LayerApplier] = layers or {}
 
     # ----------------------------------------------------------------------------------------------
     # Introspection
@@ -110,10 +113,15 @@ class KvStateMachine:
         row: _Row | None = self._data.get(key)
         return None if row is None else KvEntry(*row)
 
-    def items(self, prefix: str = "") -> Iterator[tuple[str, KvEntry]]:
-        """All (key, entry) pairs whose key starts with `prefix`, ascending. Do not mutate meanwhile."""
+    def items(self, prefix: str = "", after: str | None = None) -> Iterator[tuple[str, KvEntry]]:
+        """All (key, entry) pairs whose key starts with `prefix` (and sorts strictly after `after`, if
+        given), ascending. Do not mutate meanwhile."""
         data = self._data
-        for key in data.irange(minimum=prefix):
+        if after is not None and after >= prefix:
+            keys = data.irange(minimum=after, inclusive=(False, True))
+        else:
+            keys = data.irange(minimum=prefix)
+        for key in keys:
             if not key.startswith(prefix):
                 return
             yield key, KvEntry(*data[key])
@@ -135,8 +143,10 @@ class KvStateMachine:
     def apply(self, index: int, command: ConditionalBatchWrite) -> ConditionalBatchWriteResult: ...
     @overload
     def apply(self, index: int, command: Command) -> CommandResult: ...
+    @overload
+    def apply(self, index: int, command: LayerCommand) -> Any: ...
 
-    def apply(self, index: int, command: Command) -> CommandResult:
+    def apply(self, index: int, command: Command | LayerCommand) -> Any:
         """Apply the committed `command` found at log `index` and return its result."""
         handler = _APPLIERS.get(type(command))
         if handler is None:
@@ -248,6 +258,21 @@ class KvStateMachine:
         return ConditionalBatchWriteResult(
             is_success=True, conditions_met=True, operations_applied=len(cmd.ops)
         )
+
+    def _apply_layer(self, index: int, cmd: LayerCommand) -> Any:
+        applier = self._layers.get(cmd.layer)
+        if applier is None:
+            return LayerRejected(error=f"unknown coordination layer {cmd.layer!r}")
+        txn = KvTxn(self)
+        result = applier(txn, cmd)
+        # Commit only after the layer returned: a rejected operation has left nothing behind.
+        data = self._data
+        for key, value in txn.writes():
+            if value is None:
+                data.pop(key, None)
+            else:
+                self._put(index, key, value, None)
+        return result
 
     # ----------------------------------------------------------------------------------------------
     # Queries (local reads; linearizability is the caller's job, via ReadIndex)
@@ -366,8 +391,8 @@ class KvStateMachine:
         self._data, self._applied_index = _decode_snapshot(data)
 
     @classmethod
-    def from_snapshot(cls, data: bytes) -> KvStateMachine:
-        machine = cls()
+    def from_snapshot(cls, data: bytes, layers: Mapping[str, LayerApplier] | None = None) -> KvStateMachine:
+        machine = cls(layers)
         machine.restore(data)
         return machine
 
@@ -419,13 +444,14 @@ def _decode_snapshot(data: bytes) -> tuple[Any, int]:
 
 
 # Dispatch by exact command type (see `apply`); lease and coordination commands will register here.
-_APPLIERS: dict[type[Any], Callable[[KvStateMachine, int, Any], CommandResult]] = {
+_APPLIERS: dict[type[Any], Callable[[KvStateMachine, int, Any], Any]] = {
     Write: KvStateMachine._apply_write,
     Delete: KvStateMachine._apply_delete,
     CompareAndSwap: KvStateMachine._apply_cas,
     CompareAndDelete: KvStateMachine._apply_cad,
     BatchWrite: KvStateMachine._apply_batch,
     ConditionalBatchWrite: KvStateMachine._apply_conditional_batch,
+    LayerCommand: KvStateMachine._apply_layer,
 }
 
 __all__ = ["CONDITION_NOT_MET", "SNAPSHOT_FORMAT", "KvStateMachine"]

@@ -26,6 +26,7 @@ from aspen.api.codec import (
     encode_request,
     encode_response,
 )
+from aspen.api.coordination import WRITE_REQUESTS as COORDINATION_WRITES
 from aspen.api.errors import (
     AspenError,
     InternalError,
@@ -36,6 +37,7 @@ from aspen.api.errors import (
     ServiceUnavailableError,
 )
 from aspen.node.backup import SnapshotExports, encode_image
+from aspen.node.coordination import CoordinationHandlers
 from aspen.node.membership import (
     EndpointAddr,
     MembershipError,
@@ -103,6 +105,7 @@ FORWARDED = frozenset(
         "AddLearner",
         "ChangeMembership",
         "PromoteLearner",
+        *COORDINATION_WRITES,
     }
 )
 FORWARD_TIMEOUT_S = 30.0
@@ -155,6 +158,9 @@ class NodeService:
             "BatchWrite": self._batch_write,
             "ConditionalBatchWrite": self._conditional_batch_write,
         }
+        self._handlers |= CoordinationHandlers(
+            propose=self._propose, barrier=self._barrier, state=state
+        ).handlers()
 
     # -------------------------------------------------------------------------------- boundary --
     async def handle(self, data: bytes) -> bytes:

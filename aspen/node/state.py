@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from aspen.kv import KvStateMachine, decode_batch, encode_batch
+from aspen.layers import APPLIERS
 
 
 class NodeStateMachine:
     def __init__(self) -> None:
-        self.kv = KvStateMachine()
+        # Coordination layers apply inside the KV machine, one log command per operation.
+        self.kv = KvStateMachine(layers=APPLIERS)
 
     def encode_batch(self, commands: Sequence[Any]) -> bytes:
         return encode_batch(commands)

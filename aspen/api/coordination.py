@@ -1,0 +1,168 @@
+"""Wire schema of the coordination requests and responses (reference §4.3, §7), joined into the
+`Request`/`Response` unions of `aspen.api.messages`.
+
+Same rules as `messages`: tagged enum on `type`, reference variant and field names, strict
+validation once at the edge. Each layer adds its models here, plus its names to `WRITE_REQUESTS`
+(followers forward them to the leader, clients never retry them blindly) or `READ_REQUESTS`
+(served after a ReadIndex barrier on any node, safe to retry).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+
+
+class _Model(BaseModel):
+    # The configuration of `messages._Model` (which cannot be imported here: messages imports us).
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------- counter --
+class CounterGet(_Model):
+    type: Literal["CounterGet"] = "CounterGet"
+    key: str
+
+
+class CounterIncrement(_Model):
+    type: Literal["CounterIncrement"] = "CounterIncrement"
+    key: str
+
+
+class CounterDecrement(_Model):
+    type: Literal["CounterDecrement"] = "CounterDecrement"
+    key: str
+
+
+class CounterAdd(_Model):
+    type: Literal["CounterAdd"] = "CounterAdd"
+    key: str
+    amount: U64
+
+
+class CounterSubtract(_Model):
+    type: Literal["CounterSubtract"] = "CounterSubtract"
+    key: str
+    amount: U64
+
+
+class CounterSet(_Model):
+    type: Literal["CounterSet"] = "CounterSet"
+    key: str
+    value: U64
+
+
+class CounterCompareAndSet(_Model):
+    type: Literal["CounterCompareAndSet"] = "CounterCompareAndSet"
+    key: str
+    expected: U64
+    new_value: U64
+
+
+class SignedCounterGet(_Model):
+    type: Literal["SignedCounterGet"] = "SignedCounterGet"
+    key: str
+
+
+class SignedCounterAdd(_Model):
+    type: Literal["SignedCounterAdd"] = "SignedCounterAdd"
+    key: str
+    amount: I64
+
+
+class CounterResult(_Model):
+    type: Literal["CounterResult"] = "CounterResult"
+    is_success: bool
+    value: U64 | None = None
+    error: str | None = None
+
+
+class SignedCounterResult(_Model):
+    type: Literal["SignedCounterResult"] = "SignedCounterResult"
+    is_success: bool
+    value: I64 | None = None
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------------------- sequence --
+class SequenceNext(_Model):
+    type: Literal["SequenceNext"] = "SequenceNext"
+    key: str
+
+
+class SequenceReserve(_Model):
+    type: Literal["SequenceReserve"] = "SequenceReserve"
+    key: str
+    count: U64
+
+
+class SequenceCurrent(_Model):
+    type: Literal["SequenceCurrent"] = "SequenceCurrent"
+    key: str
+
+
+class SequenceResult(_Model):
+    type: Literal["SequenceResult"] = "SequenceResult"
+    is_success: bool
+    value: U64 | None = None
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------ unions --
+CoordinationRequest = (
+    CounterGet
+    | CounterIncrement
+    | CounterDecrement
+    | CounterAdd
+    | CounterSubtract
+    | CounterSet
+    | CounterCompareAndSet
+    | SignedCounterGet
+    | SignedCounterAdd
+    | SequenceNext
+    | SequenceReserve
+    | SequenceCurrent
+)
+
+CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult
+
+WRITE_REQUESTS = frozenset(
+    {
+        "CounterIncrement",
+        "CounterDecrement",
+        "CounterAdd",
+        "CounterSubtract",
+        "CounterSet",
+        "CounterCompareAndSet",
+        "SignedCounterAdd",
+        "SequenceNext",
+        "SequenceReserve",
+    }
+)
+READ_REQUESTS = frozenset({"CounterGet", "SignedCounterGet", "SequenceCurrent"})
+
+__all__ = [
+    "READ_REQUESTS",
+    "WRITE_REQUESTS",
+    "CoordinationRequest",
+    "CoordinationResponse",
+    "CounterAdd",
+    "CounterCompareAndSet",
+    "CounterDecrement",
+    "CounterGet",
+    "CounterIncrement",
+    "CounterResult",
+    "CounterSet",
+    "CounterSubtract",
+    "SequenceCurrent",
+    "SequenceNext",
+    "SequenceReserve",
+    "SequenceResult",
+    "SignedCounterAdd",
+    "SignedCounterGet",
+    "SignedCounterResult",
+]

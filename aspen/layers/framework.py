@@ -1,0 +1,127 @@
+"""The coordination-layer framework: typed operations in, one `LayerCommand` in the log, typed
+results out.
+
+A layer is a `Layer` value: a name (persistent: it is in the log), its operation types (frozen
+slotted dataclasses whose class names are persistent op names), an `apply(txn, op, now_ms)` function
+and a `rejected(message)` factory for its failure result. The framework does the rest:
+
+- `Layer.command(op, now_ms)` turns an operation into the `LayerCommand` the node proposes;
+- `Layer.__call__(txn, cmd)` (the `LayerApplier` the KV machine calls) decodes and type-checks the
+  args back into the op type, runs `op.check()` and then `apply`; a decoding error, a failed check
+  or a `Rejected` raised while applying becomes `rejected(message)` and writes nothing.
+
+Invariants:
+- Op fields are plain values only: int, bool, str, bytes, None, unions of those, and `tuple[T, ...]`.
+  They are encoded positionally; never reorder or retype a field of a logged op (add a new op).
+- Decoding is strict (exact types; bool is not an int), so a malformed log entry is rejected the
+  same way on every replica instead of being coerced differently.
+- `check()` is pure and is run both by the proposer (to refuse bad input without a log entry) and
+  at apply time (the log may hold entries proposed by an older or buggy node).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from aspen.kv.layer import KvTxn, LayerCommand, Rejected
+from aspen.kv.validation import check_key
+
+
+class Op(Protocol):
+    """An operation of a layer: a frozen slotted dataclass with a pure validity check."""
+
+    def check(self) -> str | None:
+        """The first reason this op is invalid, or None."""
+        ...
+
+
+OpT = TypeVar("OpT", bound=Op)
+ResultT = TypeVar("ResultT")
+
+
+def _matches(value: object, hint: Any) -> bool:
+    if hint is Any:
+        return True
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if type(value) is not tuple:
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(args) == len(value) and all(_matches(v, h) for v, h in zip(value, args, strict=True))
+    if hint is None or hint is type(None):
+        return value is None
+    # Exact types: msgpack only produces exact types, and a bool must not pass as an int.
+    return type(value) is hint
+
+
+@functools.cache
+def _field_hints(op_type: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(op_type)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(op_type))
+
+
+def decode_op(op_type: type[OpT], args: tuple[Any, ...]) -> OpT:
+    """Rebuild an op from its logged positional args; raises `ValueError` if they do not fit."""
+    fields = _field_hints(op_type)
+    if len(args) != len(fields):
+        raise ValueError(f"{op_type.__name__} needs {len(fields)} arguments, got {len(args)}")
+    for (name, hint), value in zip(fields, args, strict=True):
+        if not _matches(value, hint):
+            raise ValueError(f"{op_type.__name__}.{name}: unexpected {type(value).__name__}")
+    return op_type(*args)
+
+
+def encode_op(op: Op) -> tuple[Any, ...]:
+    return tuple(getattr(op, name) for name, _ in _field_hints(type(op)))
+
+
+def check_user_key(prefix: str, key: object) -> str | None:
+    """Why the caller's `key` cannot name a record stored at `prefix + key`, or None."""
+    if type(key) is not str or not key:
+        return "key cannot be empty"
+    return check_key(prefix + key)
+
+
+@dataclass(frozen=True, slots=True)
+class Layer(Generic[OpT, ResultT]):
+    name: str
+    ops: tuple[type[OpT], ...]
+    apply: Callable[[KvTxn, OpT, int], ResultT]
+    rejected: Callable[[str], ResultT]
+
+    def command(self, op: OpT, now_ms: int) -> LayerCommand:
+        """The log command for `op`, stamped with the proposer's clock."""
+        if type(op) not in self.ops:
+            raise TypeError(f"{type(op).__name__} is not an operation of layer {self.name!r}")
+        return LayerCommand(self.name, type(op).__name__, now_ms, encode_op(op))
+
+    def __call__(self, txn: KvTxn, cmd: LayerCommand) -> ResultT:
+        op_type = next((t for t in self.ops if t.__name__ == cmd.op), None)
+        if op_type is None:
+            return self.rejected(f"unknown {self.name} operation {cmd.op!r}")
+        try:
+            op = decode_op(op_type, cmd.args)
+        except ValueError as err:
+            return self.rejected(f"malformed {self.name} command: {err}")
+        error = op.check()
+        if error is not None:
+            return self.rejected(error)
+        try:
+            return self.apply(txn, op, cmd.now_ms)
+        except Rejected as err:
+            # The machine commits whatever the txn holds once we return, so drop the partial writes.
+            txn.clear()
+            return self.rejected(err.message)
+
+
+__all__ = ["Layer", "Op", "check_user_key", "decode_op", "encode_op"]
