@@ -94,8 +94,10 @@ class NodeProcess:
         # Ready means the ticket file is written *and* this start's contract log line is out: the
         # node rewrites the ticket on membership changes, before it logs the line.
         wait_for(
-            lambda: (self.ticket_path.exists() and READY_LINE in self._log_since(log_start))
-            or self.proc.poll() is not None,
+            lambda: (
+                (self.ticket_path.exists() and READY_LINE in self._log_since(log_start))
+                or self.proc.poll() is not None
+            ),
             timeout=timeout,
             what=f"node {self.node_id} ticket",
         )
