@@ -72,6 +72,8 @@ class SimParams:
     max_delay: int = 3
     reorder: float = 0.2
     crash_rate: float = 0.004
+    #: Chance that a leader crashes after its early sends but before its fsync (lost entries).
+    crash_mid_fsync: float = 0.002
     partition_rate: float = 0.004
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
@@ -252,6 +254,13 @@ class Sim:
         rn = sn.node
         while rn.has_ready():
             rd = rn.ready()
+            # 0. a leader's early sends, then (sometimes) a crash before its fsync completed
+            for m in rd.early_messages:
+                self._send(sn, m)
+            unsynced = rd.entries or rd.hard_state is not None
+            if rd.early_messages and unsynced and self.rng.random() < self.p.crash_mid_fsync:
+                self.crash(sn)
+                return
             # 1. persist
             if rd.snapshot is not None:
                 sn.disk.apply_snapshot(rd.snapshot)
@@ -583,6 +592,7 @@ class Sim:
     def liveness(self) -> None:
         """Heal everything; a leader must emerge and new proposals must commit everywhere."""
         self.heal()
+        self.p.crash_mid_fsync = 0.0
         for sn in self.nodes.values():
             if not sn.alive:
                 self.restart(sn)

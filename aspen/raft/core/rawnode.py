@@ -52,6 +52,8 @@ _RESPONSE_TYPES = frozenset(
         MessageType.UNREACHABLE,
     }
 )
+#: What a leader may send while its own fsync runs (see `Ready.early_messages`).
+_EARLY_TYPES = frozenset({MessageType.APP, MessageType.HEARTBEAT})
 
 
 class StepLocalMessageError(ValueError):
@@ -178,6 +180,12 @@ class RawNode:
         r = self.raft
         ss = r.soft_state()
         hs = r.hard_state()
+        msgs: list[Message] = r.msgs
+        early: list[Message] = []
+        if r.state == StateRole.LEADER and (hs.term, hs.vote) == (self._prev_hard.term, self._prev_hard.vote):
+            early = [m for m in msgs if m.type in _EARLY_TYPES]
+            if early:
+                msgs = [m for m in msgs if m.type not in _EARLY_TYPES]
         rd = Ready(
             soft_state=ss if ss != self._prev_soft else None,
             hard_state=hs if hs != self._prev_hard else None,
@@ -185,7 +193,8 @@ class RawNode:
             entries=tuple(r.log.unstable_entries()),
             snapshot=r.log.unstable.snapshot,
             committed_entries=tuple(r.log.next_committed_entries()),
-            messages=tuple(r.msgs),
+            messages=tuple(msgs),
+            early_messages=tuple(early),
         )
         # Messages and read states are handed over exactly once.
         r.msgs = []

@@ -169,9 +169,11 @@ class Ready:
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
-    #: True when `messages` may only be sent after `hard_state`/`entries` are durable. Always true
-    #: here (we never send before persisting); kept explicit for the driver's sake.
-    must_sync: bool = True
+    #: Messages the driver may send *before* `hard_state`/`entries` are durable, in parallel with
+    #: its fsync (Raft thesis §10.2.1): a leader's appends and heartbeats of a term that is already
+    #: durable. Safe because the leader counts its own log toward commit only once `advance()` says
+    #: it is durable, and because nothing in them depends on an unpersisted vote or term.
+    early_messages: tuple[Message, ...] = ()
 
     def is_empty(self) -> bool:
         return (
@@ -182,4 +184,5 @@ class Ready:
             and self.snapshot is None
             and not self.committed_entries
             and not self.messages
+            and not self.early_messages
         )

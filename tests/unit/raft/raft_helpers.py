@@ -72,6 +72,9 @@ class Cluster:
         st = self.storages[nid]
         while rn.has_ready():
             rd = rn.ready()
+            for m in rd.early_messages:  # a leader's appends go out before its own fsync
+                self.sent.append(m)
+                self.queue.append(m)
             if rd.snapshot is not None:
                 st.apply_snapshot(rd.snapshot)
             st.append(rd.entries)

@@ -195,7 +195,7 @@ def test_committed_entries_never_ahead_of_persisted_on_follower() -> None:
             c.storages[m.to].append(rd.entries)
             if rd.hard_state:
                 c.storages[m.to].set_hard_state(rd.hard_state)
-            c.queue.extend(rd.messages)
+            c.queue.extend(rd.early_messages + rd.messages)
             rn.advance(rd)
 
 
@@ -302,3 +302,58 @@ def test_report_unreachable_moves_replicating_peer_to_probe() -> None:
     assert pr.state == ProgressState.REPLICATE
     c.nodes[1].report_unreachable(2)
     assert pr.state == ProgressState.PROBE
+
+
+def test_leader_sends_appends_before_its_own_fsync_but_counts_itself_only_after() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    leader = c.nodes[1]
+    leader.propose(b"v")
+    rd = leader.ready()
+    assert rd.entries, "the proposal is still to be persisted"
+    apps = [m for m in rd.early_messages if m.type == MT.APP]
+    assert sorted(m.to for m in apps) == [2, 3], "appends may go out while the leader fsyncs"
+    assert not any(m.type == MT.APP for m in rd.messages)
+    # Both followers persist and acknowledge before the leader's own fsync finished...
+    for m in apps:
+        c.nodes[m.to].step(m)
+        c.process(m.to)
+    acks = [m for m in c.queue if m.to == 1 and m.type == MT.APP_RESP]
+    assert len(acks) == 2
+    c.queue.clear()
+    # ...so the entry commits on the followers' quorum alone; the leader only counts itself after advance.
+    c.storages[1].append(rd.entries)
+    if rd.hard_state is not None:
+        c.storages[1].set_hard_state(rd.hard_state)
+    leader.advance(rd)
+    for m in acks:
+        leader.step(m)
+    assert leader.raft.log.committed == rd.entries[-1].index
+
+
+def test_leader_without_quorum_of_durable_copies_does_not_commit_before_its_fsync() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    leader = c.nodes[1]
+    leader.propose(b"v")
+    rd = leader.ready()
+    target = rd.entries[-1].index
+    # Only one follower acknowledges; the leader has not finished its fsync (no advance yet): the next
+    # Ready must not commit the entry, because one durable copy is not a majority of three.
+    app = next(m for m in rd.early_messages if m.type == MT.APP and m.to == 2)
+    c.nodes[2].step(app)
+    c.process(2)
+    ack = next(m for m in c.queue if m.to == 1 and m.type == MT.APP_RESP)
+    c.queue.clear()
+    leader.raft.step(ack)  # what a driver stepping early would do: still no commit
+    assert leader.raft.log.committed < target
+
+
+def test_election_messages_wait_for_the_durable_vote() -> None:
+    c = Cluster([1, 2, 3], pre_vote=False)
+    candidate = c.nodes[1]
+    candidate.campaign()
+    rd = candidate.ready()
+    assert rd.hard_state is not None and rd.hard_state.vote == 1
+    assert rd.early_messages == ()
+    assert sorted(m.to for m in rd.messages if m.type == MT.VOTE) == [2, 3]
