@@ -35,7 +35,9 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.api.lease_messages import LEASE_WRITES
 from aspen.node.backup import SnapshotExports, encode_image
+from aspen.node.leases import LeaseService
 from aspen.node.membership import (
     EndpointAddr,
     MembershipError,
@@ -105,6 +107,8 @@ FORWARDED = frozenset(
         "PromoteLearner",
     }
 )
+#: Lease writes are forwarded like KV writes (aspen.api.lease_messages).
+FORWARDED |= LEASE_WRITES
 FORWARD_TIMEOUT_S = 30.0
 
 
@@ -155,6 +159,7 @@ class NodeService:
             "BatchWrite": self._batch_write,
             "ConditionalBatchWrite": self._conditional_batch_write,
         }
+        self._handlers.update(LeaseService(state.kv, self._propose, self._barrier).handlers())
 
     # -------------------------------------------------------------------------------- boundary --
     async def handle(self, data: bytes) -> bytes:
