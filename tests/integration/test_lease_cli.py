@@ -223,8 +223,8 @@ def test_verify_kv_on_three_nodes(cluster: list[NodeProcess]) -> None:
     kept = cli(cluster[2].ticket, "verify", "kv", "--count", "2", "--prefix", "__vfy2_", "--no-cleanup")
     assert kept.code == 0 and kept.stdout.startswith("[PASS] kv-replication"), kept.stdout + kept.stderr
     assert len(keys_on(cluster[0], "__vfy2_", stale=False)) == 2
-    blob = cli(leader.ticket, "verify", "blob")
-    assert blob.code == 1 and "not available yet" in blob.stderr
+    blob = cli(leader.ticket, "--json", "verify", "blob")
+    assert blob.code == 1 and blob.json()["passed"] is False and "not available yet" in blob.json()["message"]
 
 
 @pytest.fixture
