@@ -81,7 +81,8 @@ class LeaseMethods:
         self, ttl_seconds: int, *, keepalive_every_s: float | None = None
     ) -> AsyncIterator[Lease]:
         """Grant a lease, keep it alive (every third of its TTL unless told) while the block runs,
-        and revoke it on exit. Raises `ValueError` if the grant is refused."""
+        and revoke it on exit (if the cluster cannot be reached then, the lease simply expires).
+        Raises `ValueError` if the grant is refused."""
         res = await self.lease_grant(ttl_seconds)
         if not res.is_success or res.lease_id is None:
             raise ValueError(f"lease grant refused: {res.error}")
@@ -94,7 +95,12 @@ class LeaseMethods:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await self.lease_revoke(lease.lease_id)
+            try:
+                await self.lease_revoke(lease.lease_id)
+            except AspenError as err:
+                # Not raised over the block's own outcome: unrenewed, the lease expires by itself
+                # within its TTL and the leader deletes its keys then.
+                log.warning("lease revoke on exit failed", lease_id=lease.lease_id, error=str(err))
 
     async def _keep_alive(self, lease: Lease, interval: float) -> None:
         # Bounded by the lease's life: it ends when the block exits (cancel) or a keepalive fails.
