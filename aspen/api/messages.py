@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from aspen.api.coordination import CoordinationRequest, CoordinationResponse
+from aspen.api.lease_messages import LeaseRequest, LeaseResponse
 
 # u64 on the wire; Python ints are unbounded, so bound them here rather than deep inside.
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -219,7 +220,8 @@ Request = Annotated[
     | BatchRead
     | BatchWrite
     | ConditionalBatchWrite
-    | CoordinationRequest,
+    | CoordinationRequest
+    | LeaseRequest,
     Field(discriminator="type"),
 ]
 
@@ -468,7 +470,8 @@ Response = Annotated[
     | BatchReadResult
     | BatchWriteResult
     | ConditionalBatchWriteResult
-    | CoordinationResponse,
+    | CoordinationResponse
+    | LeaseResponse,
     Field(discriminator="type"),
 ]
 

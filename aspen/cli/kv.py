@@ -51,9 +51,18 @@ def _read_value(value: str | None, file: str | None) -> bytes:
 @click.argument("key")
 @click.argument("value", required=False)
 @click.option("-f", "--file", "file", help="Read the value (raw bytes) from a file, or - for stdin.")
-async def set_(client: AspenClient, key: str, value: str | None, file: str | None) -> Output:
+@click.option(
+    "--lease",
+    "lease_id",
+    type=click.IntRange(min=0, max=2**64 - 1),
+    help="Attach KEY to this lease: it is deleted when the lease expires or is revoked.",
+)
+async def set_(
+    client: AspenClient, key: str, value: str | None, file: str | None, lease_id: int | None
+) -> Output:
     """Set KEY to VALUE."""
-    res = await client.set(key, _read_value(value, file))
+    data = _read_value(value, file)
+    res = await (client.set(key, data) if lease_id is None else client.set_with_lease(key, data, lease_id))
     status = "success" if res.is_success else "failed"
     doc: dict[str, object] = {"status": status, "key": key}
     if res.error:

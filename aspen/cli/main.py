@@ -19,8 +19,10 @@ from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.counter import counter_group
 from aspen.cli.kv import kv_group
+from aspen.cli.lease import lease_group
 from aspen.cli.output import Output, emit
 from aspen.cli.sequence import sequence_group
+from aspen.cli.verify import verify_group
 from aspen.rpc.ticket import TicketError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -47,6 +49,8 @@ cli.add_command(kv_group)
 cli.add_command(cluster_group)
 cli.add_command(counter_group)
 cli.add_command(sequence_group)
+cli.add_command(lease_group)
+cli.add_command(verify_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

@@ -11,6 +11,7 @@ from aspen.api.errors import (
 from aspen.api.messages import DeleteOperation, KeyExists, KeyNotExists, SetOperation, ValueEquals
 from aspen.client.client import AspenClient, load_ticket
 from aspen.client.coordination import CoordinationError
+from aspen.client.leases import Lease
 from aspen.client.sync import SyncAspenClient
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "DeleteOperation",
     "KeyExists",
     "KeyNotExists",
+    "Lease",
     "NotInitializedError",
     "NotLeaderError",
     "OutcomeUnknownError",

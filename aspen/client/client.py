@@ -34,7 +34,9 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.api.lease_messages import LEASE_READS
 from aspen.client.coordination import CoordinationMixin
+from aspen.client.leases import LeaseMethods
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -63,6 +65,8 @@ IDEMPOTENT = frozenset(
         *COORDINATION_READS,
     }
 )
+#: Lease reads are as safe to retry elsewhere (aspen.api.lease_messages).
+IDEMPOTENT |= LEASE_READS
 _NOT_INITIALIZED_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6)
 _TRANSPORT_RETRY_S = 0.2
 _MAX_ATTEMPTS = 24
@@ -76,7 +80,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient(CoordinationMixin):
+class AspenClient(CoordinationMixin, LeaseMethods):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(

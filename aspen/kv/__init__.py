@@ -4,7 +4,8 @@ This package is pure: no asyncio, no I/O, no clock, no randomness, and no import
 RPC, node or API layers. The node validates a command (`validate`), encodes it into a log entry
 (`encode_batch`), and once the entry is committed decodes it (`decode_batch`) and applies each
 command with the entry's index (`KvStateMachine.apply`). Reads are served by `KvStateMachine.read`,
-`scan` and `batch_read` after the node's ReadIndex barrier.
+`scan` and `batch_read` after the node's ReadIndex barrier. Leases (grant, keepalive, revoke, keys
+written with a lease) are commands of the same machine; see `aspen.kv.lease_commands`.
 """
 
 from aspen.kv.codec import decode_batch, decode_command, encode_batch, encode_command
@@ -41,10 +42,26 @@ from aspen.kv.commands import (
 )
 from aspen.kv.entry import KvEntry
 from aspen.kv.layer import KvReader, KvTxn, KvView, LayerApplier, LayerCommand, LayerRejected, Rejected
+from aspen.kv.lease_commands import (
+    LeaseCommand,
+    LeaseCommandResult,
+    LeaseGrant,
+    LeaseGrantResult,
+    LeaseInfo,
+    LeaseKeepalive,
+    LeaseKeepaliveResult,
+    LeaseRevoke,
+    LeaseRevokeExpired,
+    LeaseRevokeExpiredResult,
+    LeaseRevokeResult,
+    WriteWithLease,
+)
 from aspen.kv.limits import (
     DEFAULT_SCAN_LIMIT,
     MAX_BATCH_OPS,
+    MAX_EXPIRED_PER_COMMAND,
     MAX_KEY_SIZE,
+    MAX_LEASE_TTL_SECONDS,
     MAX_SCAN_RESULTS,
     MAX_VALUE_SIZE,
 )
@@ -55,7 +72,9 @@ __all__ = [
     "CONDITION_NOT_MET",
     "DEFAULT_SCAN_LIMIT",
     "MAX_BATCH_OPS",
+    "MAX_EXPIRED_PER_COMMAND",
     "MAX_KEY_SIZE",
+    "MAX_LEASE_TTL_SECONDS",
     "MAX_SCAN_RESULTS",
     "MAX_VALUE_SIZE",
     "BatchOp",
@@ -84,6 +103,17 @@ __all__ = [
     "LayerApplier",
     "LayerCommand",
     "LayerRejected",
+    "LeaseCommand",
+    "LeaseCommandResult",
+    "LeaseGrant",
+    "LeaseGrantResult",
+    "LeaseInfo",
+    "LeaseKeepalive",
+    "LeaseKeepaliveResult",
+    "LeaseRevoke",
+    "LeaseRevokeExpired",
+    "LeaseRevokeExpiredResult",
+    "LeaseRevokeResult",
     "Query",
     "QueryResult",
     "Read",
@@ -96,6 +126,7 @@ __all__ = [
     "ValueEquals",
     "Write",
     "WriteResult",
+    "WriteWithLease",
     "decode_batch",
     "decode_command",
     "encode_batch",

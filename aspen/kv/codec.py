@@ -15,6 +15,12 @@ Batch operations and conditions are flattened into one array instead of one arra
     LayerCommand           [32, layer, op, now_ms, args]   args = array of plain values (nested
                                                     arrays come back as tuples); see docs/layers.md
 
+    LeaseGrant             [16, ttl_seconds, now_ms, lease_id-or-nil]
+    LeaseRevoke            [17, lease_id]
+    LeaseKeepalive         [18, lease_id, now_ms]
+    LeaseRevokeExpired     [19, [lease_id, ...], now_ms]
+    WriteWithLease         [20, key, value, lease_id, now_ms]
+
 A log entry's payload (`encode_batch`) is a msgpack array of such commands.
 
 Invariants:
@@ -52,6 +58,14 @@ from aspen.kv.commands import (
     Write,
 )
 from aspen.kv.layer import LayerCommand
+from aspen.kv.lease_commands import (
+    LeaseCommand,
+    LeaseGrant,
+    LeaseKeepalive,
+    LeaseRevoke,
+    LeaseRevokeExpired,
+    WriteWithLease,
+)
 
 TAG_WRITE: Final = 1
 TAG_DELETE: Final = 2
@@ -92,6 +106,12 @@ def _opt_int(x: object) -> int | None:
         return None
     if type(x) is not int:
         raise ValueError(f"expected int or nil, got {type(x).__name__}")
+    return x
+
+
+def _int(x: object) -> int:
+    if type(x) is not int:
+        raise ValueError(f"expected int, got {type(x).__name__}")
     return x
 
 
@@ -259,7 +279,7 @@ _ENCODERS: dict[type[Any], Callable[[Any], list[Any]]] = {
     LayerCommand: _enc_layer,
 }
 
-_DECODERS: dict[int, Callable[[list[Any]], Command | LayerCommand]] = {
+_DECODERS: dict[int, Callable[[list[Any]], Command | LayerCommand | LeaseCommand]] = {
     TAG_WRITE: _dec_write,
     TAG_DELETE: _dec_delete,
     TAG_COMPARE_AND_SWAP: _dec_cas,
@@ -271,10 +291,84 @@ _DECODERS: dict[int, Callable[[list[Any]], Command | LayerCommand]] = {
 
 
 # ------------------------------------------------------------------------------------------------
+# Leases (tags 16-31)
+
+TAG_LEASE_GRANT: Final = 16
+TAG_LEASE_REVOKE: Final = 17
+TAG_LEASE_KEEPALIVE: Final = 18
+TAG_LEASE_REVOKE_EXPIRED: Final = 19
+TAG_WRITE_WITH_LEASE: Final = 20
+
+
+def _enc_lease_grant(c: LeaseGrant) -> list[Any]:
+    return [TAG_LEASE_GRANT, c.ttl_seconds, c.now_ms, c.lease_id]
+
+
+def _dec_lease_grant(f: list[Any]) -> LeaseGrant:
+    ttl, now_ms, lease_id = _fields(f, 3)
+    return LeaseGrant(_int(ttl), _int(now_ms), _opt_int(lease_id))
+
+
+def _enc_lease_revoke(c: LeaseRevoke) -> list[Any]:
+    return [TAG_LEASE_REVOKE, c.lease_id]
+
+
+def _dec_lease_revoke(f: list[Any]) -> LeaseRevoke:
+    (lease_id,) = _fields(f, 1)
+    return LeaseRevoke(_int(lease_id))
+
+
+def _enc_lease_keepalive(c: LeaseKeepalive) -> list[Any]:
+    return [TAG_LEASE_KEEPALIVE, c.lease_id, c.now_ms]
+
+
+def _dec_lease_keepalive(f: list[Any]) -> LeaseKeepalive:
+    lease_id, now_ms = _fields(f, 2)
+    return LeaseKeepalive(_int(lease_id), _int(now_ms))
+
+
+def _enc_lease_revoke_expired(c: LeaseRevokeExpired) -> list[Any]:
+    return [TAG_LEASE_REVOKE_EXPIRED, list(c.lease_ids), c.now_ms]
+
+
+def _dec_lease_revoke_expired(f: list[Any]) -> LeaseRevokeExpired:
+    ids, now_ms = _fields(f, 2)
+    return LeaseRevokeExpired(tuple(_int(i) for i in _list(ids)), _int(now_ms))
+
+
+def _enc_write_with_lease(c: WriteWithLease) -> list[Any]:
+    return [TAG_WRITE_WITH_LEASE, c.key, c.value, c.lease_id, c.now_ms]
+
+
+def _dec_write_with_lease(f: list[Any]) -> WriteWithLease:
+    key, value, lease_id, now_ms = _fields(f, 4)
+    return WriteWithLease(_str(key), _bytes(value), _int(lease_id), _int(now_ms))
+
+
+_ENCODERS.update(
+    {
+        LeaseGrant: _enc_lease_grant,
+        LeaseRevoke: _enc_lease_revoke,
+        LeaseKeepalive: _enc_lease_keepalive,
+        LeaseRevokeExpired: _enc_lease_revoke_expired,
+        WriteWithLease: _enc_write_with_lease,
+    }
+)
+_DECODERS.update(
+    {
+        TAG_LEASE_GRANT: _dec_lease_grant,
+        TAG_LEASE_REVOKE: _dec_lease_revoke,
+        TAG_LEASE_KEEPALIVE: _dec_lease_keepalive,
+        TAG_LEASE_REVOKE_EXPIRED: _dec_lease_revoke_expired,
+        TAG_WRITE_WITH_LEASE: _dec_write_with_lease,
+    }
+)
+
+# ------------------------------------------------------------------------------------------------
 # Public API
 
 
-def encode_command(cmd: Command | LayerCommand) -> list[Any]:
+def encode_command(cmd: Command | LayerCommand | LeaseCommand) -> list[Any]:
     """The msgpack-ready form of `cmd`. Raises `TypeError` if `cmd` is not a KV command."""
     encoder = _ENCODERS.get(type(cmd))
     if encoder is None:
@@ -282,7 +376,7 @@ def encode_command(cmd: Command | LayerCommand) -> list[Any]:
     return encoder(cmd)
 
 
-def decode_command(obj: object) -> Command | LayerCommand:
+def decode_command(obj: object) -> Command | LayerCommand | LeaseCommand:
     """Inverse of `encode_command` (on the msgpack-decoded object). Raises `ValueError` if malformed."""
     items = _list(obj)
     if not items:
@@ -294,13 +388,13 @@ def decode_command(obj: object) -> Command | LayerCommand:
     return decoder(items)
 
 
-def encode_batch(cmds: Sequence[Command | LayerCommand]) -> bytes:
+def encode_batch(cmds: Sequence[Command | LayerCommand | LeaseCommand]) -> bytes:
     """One log entry's payload: the commands, in order, as a msgpack array."""
     packed: bytes = msgpack.packb([encode_command(cmd) for cmd in cmds], use_bin_type=True)
     return packed
 
 
-def decode_batch(data: bytes) -> list[Command | LayerCommand]:
+def decode_batch(data: bytes) -> list[Command | LayerCommand | LeaseCommand]:
     """Inverse of `encode_batch`. Raises `ValueError` (only) on any malformed input."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ValueError(f"expected bytes, got {type(data).__name__}")
@@ -318,7 +412,12 @@ __all__ = [
     "TAG_CONDITIONAL_BATCH_WRITE",
     "TAG_DELETE",
     "TAG_LAYER",
+    "TAG_LEASE_GRANT",
+    "TAG_LEASE_KEEPALIVE",
+    "TAG_LEASE_REVOKE",
+    "TAG_LEASE_REVOKE_EXPIRED",
     "TAG_WRITE",
+    "TAG_WRITE_WITH_LEASE",
     "decode_batch",
     "decode_command",
     "encode_batch",

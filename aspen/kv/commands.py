@@ -65,7 +65,8 @@ Condition = ValueEquals | KeyExists | KeyNotExists
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """Create or overwrite `key`. The entry's lease becomes `lease_id` (None detaches it)."""
+    """Create or overwrite `key`. The entry's lease becomes `lease_id`, which must exist (None
+    detaches it). The node uses `WriteWithLease` to attach, which also checks expiry."""
 
     key: str
     value: bytes

@@ -23,12 +23,18 @@ MAX_SCAN_RESULTS: Final = 10_000
 #: Smallest and largest lease id (a positive signed 64-bit integer, so it fits every encoding).
 MIN_LEASE_ID: Final = 1
 MAX_LEASE_ID: Final = 2**63 - 1
+#: Longest lease TTL (etcd's bound): keeps `now_ms + ttl` far inside 64 bits on every encoding.
+MAX_LEASE_TTL_SECONDS: Final = 9_000_000_000
+#: Most leases one `LeaseRevokeExpired` command may name: bounds the work of one expiry round.
+MAX_EXPIRED_PER_COMMAND: Final = 100
 
 __all__ = [
     "DEFAULT_SCAN_LIMIT",
     "MAX_BATCH_OPS",
+    "MAX_EXPIRED_PER_COMMAND",
     "MAX_KEY_SIZE",
     "MAX_LEASE_ID",
+    "MAX_LEASE_TTL_SECONDS",
     "MAX_SCAN_RESULTS",
     "MAX_VALUE_SIZE",
     "MIN_LEASE_ID",

@@ -14,8 +14,13 @@ Invariants:
   `apply` must be non-decreasing, not strictly increasing.
 - Keys are ordered by code point, which for valid (surrogate-free, enforced by validation) str is
   exactly the order of their UTF-8 bytes.
-- `state_hash` covers the contents only (keys and entries, not `applied_index`), so two replicas
-  holding equal maps compare equal wherever they are in the log.
+- `state_hash` covers the contents only (keys, entries and leases, not `applied_index`), so two
+  replicas holding equal maps compare equal wherever they are in the log.
+- Leases (see `aspen.kv.leases`): every row's `lease_id` names a lease of `_leases`. A key leaves its
+  lease when it is deleted or rewritten without that lease (a plain write, CAS or batch set);
+  revoking a lease deletes all its keys in the same step. Expiry is decided only by a command's
+  `now_ms` (the leader's clock), and nothing expires without a command: replicas never expire
+  leases on their own.
 
 Storage note: the map holds plain tuples `(value, version, create_revision, mod_revision, lease_id)`
 rather than `KvEntry` objects. A frozen dataclass costs ~2 us to construct, which made restoring a
@@ -64,14 +69,37 @@ from aspen.kv.commands import (
 )
 from aspen.kv.entry import KvEntry
 from aspen.kv.layer import KvTxn, LayerApplier, LayerCommand, LayerRejected
+from aspen.kv.lease_commands import (
+    ERR_LEASE_EXPIRED,
+    ERR_LEASE_IDS_EXHAUSTED,
+    ERR_LEASE_NOT_FOUND,
+    LeaseCommand,
+    LeaseCommandResult,
+    LeaseGrant,
+    LeaseGrantResult,
+    LeaseInfo,
+    LeaseKeepalive,
+    LeaseKeepaliveResult,
+    LeaseRevoke,
+    LeaseRevokeExpired,
+    LeaseRevokeExpiredResult,
+    LeaseRevokeResult,
+    WriteWithLease,
+    lease_exists,
+    lease_expired,
+    lease_not_found,
+)
+from aspen.kv.leases import LeaseTable
 from aspen.kv.limits import DEFAULT_SCAN_LIMIT, MAX_SCAN_RESULTS
 from aspen.kv.validation import validate
 
 #: Reason reported for the first condition of a conditional batch that does not hold.
 CONDITION_NOT_MET: Final = "condition not met"
 
-#: Version tag of the snapshot layout; bump on any change to `_columns`.
-SNAPSHOT_FORMAT: Final = 1
+#: Version tag of the snapshot layout; bump on any change to `_columns` or the lease table.
+#: 1: rows only. 2: rows + lease table (format 1 still restores: it predates leases, see restore).
+SNAPSHOT_FORMAT: Final = 2
+_SNAPSHOT_FORMAT_ROWS_ONLY: Final = 1
 _STATE_HASH_DOMAIN: Final = b"aspen.kv.state.v1\x00"
 
 # Row layout: (value, version, create_revision, mod_revision, lease_id).
@@ -86,7 +114,7 @@ _LEASE: Final = 4
 class KvStateMachine:
     """The KV map plus the index of the last applied log entry."""
 
-    __slots__ = ("_applied_index", "_data", "_layers")
+    __slots__ = ("_applied_index", "_data", "_layers", "_leases")
 
     def __init__(self, layers: Mapping[str, LayerApplier] | None = None) -> None:
         # SortedDict[str, _Row]: dict lookups for point access, an ordered key list for scans.
@@ -94,6 +122,7 @@ class KvStateMachine:
         self._applied_index = 0
         #: Coordination layers by name (see aspen.kv.layer); injected so kv never imports layers.
         self._layers: Mapping[str, LayerApplier] = layers or {}
+        self._leases = LeaseTable()
 
     # ----------------------------------------------------------------------------------------------
     # Introspection
@@ -142,11 +171,21 @@ class KvStateMachine:
     @overload
     def apply(self, index: int, command: ConditionalBatchWrite) -> ConditionalBatchWriteResult: ...
     @overload
-    def apply(self, index: int, command: Command) -> CommandResult: ...
+    def apply(self, index: int, command: LeaseGrant) -> LeaseGrantResult: ...
+    @overload
+    def apply(self, index: int, command: LeaseRevoke) -> LeaseRevokeResult: ...
+    @overload
+    def apply(self, index: int, command: LeaseKeepalive) -> LeaseKeepaliveResult: ...
+    @overload
+    def apply(self, index: int, command: LeaseRevokeExpired) -> LeaseRevokeExpiredResult: ...
+    @overload
+    def apply(self, index: int, command: WriteWithLease) -> WriteResult: ...
+    @overload
+    def apply(self, index: int, command: Command | LeaseCommand) -> CommandResult | LeaseCommandResult: ...
     @overload
     def apply(self, index: int, command: LayerCommand) -> Any: ...
 
-    def apply(self, index: int, command: Command | LayerCommand) -> Any:
+    def apply(self, index: int, command: Command | LeaseCommand | LayerCommand) -> Any:
         """Apply the committed `command` found at log `index` and return its result."""
         handler = _APPLIERS.get(type(command))
         if handler is None:
@@ -170,22 +209,35 @@ class KvStateMachine:
             raise ValueError(f"log index {index} is before applied index {self._applied_index}")
 
     def _put(self, index: int, key: str, value: bytes, lease_id: int | None) -> None:
+        """Create or overwrite `key`; the row's lease becomes `lease_id` (which must exist)."""
         data = self._data
         old: _Row | None = data.get(key)
         if old is None:
             data[key] = (value, 1, index, index, lease_id)
         else:
             data[key] = (value, old[_VERSION] + 1, old[_CREATE], index, lease_id)
+            if old[_LEASE] is not None and old[_LEASE] != lease_id:
+                self._leases.detach(key, old[_LEASE])
+        if lease_id is not None:
+            self._leases.attach(key, lease_id)
+
+    def _remove(self, key: str) -> bool:
+        """Delete `key` (detaching it from its lease); False if it was absent."""
+        row: _Row | None = self._data.pop(key, None)
+        if row is None:
+            return False
+        if row[_LEASE] is not None:
+            self._leases.detach(key, row[_LEASE])
+        return True
 
     def _apply_ops(self, index: int, ops: tuple[BatchOp, ...]) -> None:
         # Ops run in order, so later ops on the same key see earlier ones (set then delete deletes;
         # each set bumps the version). Batch sets carry no lease.
-        data = self._data
         for op in ops:
             if isinstance(op, SetOp):
                 self._put(index, op.key, op.value, None)
             else:
-                data.pop(op.key, None)
+                self._remove(op.key)
 
     def _holds(self, cond: Condition) -> bool:
         if isinstance(cond, ValueEquals):
@@ -196,6 +248,10 @@ class KvStateMachine:
 
     def _apply_write(self, index: int, cmd: Write) -> WriteResult:
         err = validate(cmd)
+        if err is None and cmd.lease_id is not None and cmd.lease_id not in self._leases:
+            # No time in a plain Write, so only existence is checked; the node attaches keys to
+            # leases with `WriteWithLease`, which also refuses an expired lease.
+            err = lease_not_found(cmd.lease_id)
         if err is not None:
             return WriteResult(is_success=False, error=err)
         self._put(index, cmd.key, cmd.value, cmd.lease_id)
@@ -205,7 +261,7 @@ class KvStateMachine:
         err = validate(cmd)
         if err is not None:
             return DeleteResult(key=cmd.key, was_deleted=False, error=err)
-        was_deleted = self._data.pop(cmd.key, None) is not None
+        was_deleted = self._remove(cmd.key)
         return DeleteResult(key=cmd.key, was_deleted=was_deleted)
 
     def _apply_cas(self, index: int, cmd: CompareAndSwap) -> CasResult:
@@ -228,7 +284,7 @@ class KvStateMachine:
         row: _Row | None = self._data.get(cmd.key)
         if row is None or row[_VALUE] != cmd.expected:
             return CasResult(is_success=False, actual_value=None if row is None else row[_VALUE])
-        del self._data[cmd.key]
+        self._remove(cmd.key)
         return CasResult(is_success=True)
 
     def _apply_batch(self, index: int, cmd: BatchWrite) -> BatchWriteResult:
@@ -266,13 +322,98 @@ class KvStateMachine:
         txn = KvTxn(self)
         result = applier(txn, cmd)
         # Commit only after the layer returned: a rejected operation has left nothing behind.
-        data = self._data
         for key, value in txn.writes():
             if value is None:
-                data.pop(key, None)
+                self._remove(key)  # detaches the key from its lease, like any delete
             else:
                 self._put(index, key, value, None)
         return result
+
+    # ----------------------------------------------------------------------------------------------
+    # Leases
+
+    def _apply_lease_grant(self, index: int, cmd: LeaseGrant) -> LeaseGrantResult:
+        err = validate(cmd)
+        if err is not None:
+            return LeaseGrantResult(is_success=False, error=err)
+        leases = self._leases
+        lease_id = cmd.lease_id if cmd.lease_id is not None else leases.choose_id()
+        if lease_id is None:
+            return LeaseGrantResult(is_success=False, error=ERR_LEASE_IDS_EXHAUSTED)
+        if lease_id in leases:
+            return LeaseGrantResult(is_success=False, error=lease_exists(lease_id))
+        leases.grant(lease_id, cmd.ttl_seconds, cmd.now_ms + cmd.ttl_seconds * 1000)
+        return LeaseGrantResult(is_success=True, lease_id=lease_id, ttl_seconds=cmd.ttl_seconds)
+
+    def _revoke(self, lease_id: int) -> int:
+        keys = self._leases.remove(lease_id)
+        data = self._data
+        for key in keys:
+            del data[key]
+        return len(keys)
+
+    def _apply_lease_revoke(self, index: int, cmd: LeaseRevoke) -> LeaseRevokeResult:
+        err = validate(cmd)
+        if err is not None:
+            return LeaseRevokeResult(is_success=False, error=err)
+        if cmd.lease_id not in self._leases:
+            return LeaseRevokeResult(is_success=True, keys_deleted=0)
+        return LeaseRevokeResult(is_success=True, keys_deleted=self._revoke(cmd.lease_id))
+
+    def _apply_lease_keepalive(self, index: int, cmd: LeaseKeepalive) -> LeaseKeepaliveResult:
+        err = validate(cmd)
+        if err is not None:
+            return LeaseKeepaliveResult(is_success=False, error=err)
+        info = self._leases.info(cmd.lease_id)
+        if info is None:
+            return LeaseKeepaliveResult(is_success=False, error=ERR_LEASE_NOT_FOUND)
+        if info.is_expired(cmd.now_ms):
+            # Too late: the leader's sweeper will revoke it; reviving it would race that revocation.
+            return LeaseKeepaliveResult(is_success=False, error=ERR_LEASE_EXPIRED)
+        self._leases.renew(cmd.lease_id, cmd.now_ms + info.ttl_seconds * 1000)
+        return LeaseKeepaliveResult(is_success=True, lease_id=cmd.lease_id, ttl_seconds=info.ttl_seconds)
+
+    def _apply_lease_revoke_expired(self, index: int, cmd: LeaseRevokeExpired) -> LeaseRevokeExpiredResult:
+        if validate(cmd) is not None:
+            return LeaseRevokeExpiredResult(revoked=(), keys_deleted=0)
+        revoked: list[int] = []
+        keys_deleted = 0
+        for lease_id in cmd.lease_ids:
+            info = self._leases.info(lease_id)
+            # Re-checked here, at this entry's place in the log: a keepalive ordered before it wins.
+            if info is not None and info.is_expired(cmd.now_ms):
+                keys_deleted += self._revoke(lease_id)
+                revoked.append(lease_id)
+        return LeaseRevokeExpiredResult(revoked=tuple(revoked), keys_deleted=keys_deleted)
+
+    def _apply_write_with_lease(self, index: int, cmd: WriteWithLease) -> WriteResult:
+        err = validate(cmd)
+        if err is None:
+            info = self._leases.info(cmd.lease_id)
+            if info is None:
+                err = lease_not_found(cmd.lease_id)
+            elif info.is_expired(cmd.now_ms):
+                err = lease_expired(cmd.lease_id)
+        if err is not None:
+            return WriteResult(is_success=False, error=err)
+        self._put(index, cmd.key, cmd.value, cmd.lease_id)
+        return WriteResult(is_success=True)
+
+    def lease(self, lease_id: int) -> LeaseInfo | None:
+        """The stored lease (expired or not: the caller judges expiry with its own clock)."""
+        return self._leases.info(lease_id)
+
+    def leases(self) -> list[LeaseInfo]:
+        """Every stored lease, by id (expired ones included until their revocation is applied)."""
+        return self._leases.all()
+
+    def lease_keys(self, lease_id: int) -> list[str]:
+        """Keys attached to `lease_id`, sorted."""
+        return self._leases.keys_of(lease_id)
+
+    def expired_leases(self, now_ms: int, limit: int) -> list[int]:
+        """Up to `limit` ids of leases expired at `now_ms`, earliest first (for the leader's sweeper)."""
+        return self._leases.expired(now_ms, limit)
 
     # ----------------------------------------------------------------------------------------------
     # Queries (local reads; linearizability is the caller's job, via ReadIndex)
@@ -374,21 +515,27 @@ class KvStateMachine:
         return [keys, values, versions, creates, mod_deltas, lease_pairs]
 
     def snapshot(self) -> bytes:
-        """Serialize `applied_index` and all entries (msgpack)."""
-        packed: bytes = msgpack.packb([SNAPSHOT_FORMAT, self._applied_index, *self._columns()])
+        """Serialize `applied_index`, all entries and the lease table (msgpack)."""
+        packed: bytes = msgpack.packb(
+            [SNAPSHOT_FORMAT, self._applied_index, *self._columns(), self._leases.to_columns()]
+        )
         return packed
 
     def state_hash(self) -> str:
         """Hex BLAKE3 digest of the contents (not of `applied_index`); equal maps hash equal."""
         hasher = blake3.blake3(_STATE_HASH_DOMAIN)
         hasher.update(msgpack.packb(self._columns()))
+        if not self._leases.is_pristine():
+            # Appended only once leases were used, so lease-free states keep their earlier hashes;
+            # msgpack values are self-delimiting, so the concatenation is unambiguous.
+            hasher.update(msgpack.packb(self._leases.to_columns()))
         digest: str = hasher.hexdigest()
         return digest
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot. Raises `ValueError` if `data` is not a valid
         snapshot; the current state is untouched in that case (everything is decoded first)."""
-        self._data, self._applied_index = _decode_snapshot(data)
+        self._data, self._applied_index, self._leases = _decode_snapshot(data)
 
     @classmethod
     def from_snapshot(cls, data: bytes, layers: Mapping[str, LayerApplier] | None = None) -> KvStateMachine:
@@ -402,16 +549,20 @@ def _only(column: list[Any], kind: type) -> bool:
     return set(map(type, column)) <= {kind}
 
 
-def _decode_snapshot(data: bytes) -> tuple[Any, int]:
+def _decode_snapshot(data: bytes) -> tuple[Any, int, LeaseTable]:
     try:
         obj = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:  # msgpack raises several types on corrupt input; normalize them.
         raise ValueError(f"corrupt KV snapshot: {exc}") from exc
-    if type(obj) is not list or len(obj) != 8:
+    if type(obj) is not list or not obj:
         raise ValueError("corrupt KV snapshot: bad layout")
-    fmt, applied_index, keys, values, versions, creates, mod_deltas, lease_pairs = obj
-    if fmt != SNAPSHOT_FORMAT or type(fmt) is not int:
+    fmt = obj[0]
+    if type(fmt) is not int or fmt not in (_SNAPSHOT_FORMAT_ROWS_ONLY, SNAPSHOT_FORMAT):
         raise ValueError(f"unsupported KV snapshot format {fmt!r}")
+    if len(obj) != (8 if fmt == _SNAPSHOT_FORMAT_ROWS_ONLY else 9):
+        raise ValueError("corrupt KV snapshot: bad layout")
+    _, applied_index, keys, values, versions, creates, mod_deltas, lease_pairs = obj[:8]
+    table = LeaseTable() if fmt == _SNAPSHOT_FORMAT_ROWS_ONLY else LeaseTable.from_columns(obj[8])
     if type(applied_index) is not int or applied_index < 0:
         raise ValueError("corrupt KV snapshot: bad applied index")
     columns = (keys, values, versions, creates, mod_deltas, lease_pairs)
@@ -432,18 +583,25 @@ def _decode_snapshot(data: bytes) -> tuple[Any, int]:
     mods = list(map(operator.add, creates, mod_deltas))
     leases: list[int | None] = [None] * n
     for i in range(0, len(lease_pairs), 2):
-        pos = lease_pairs[i]
+        pos, lease_id = lease_pairs[i], lease_pairs[i + 1]
         if not 0 <= pos < n:
             raise ValueError("corrupt KV snapshot: bad lease position")
-        leases[pos] = lease_pairs[i + 1]
+        if lease_id not in table:
+            if fmt != _SNAPSHOT_FORMAT_ROWS_ONLY:
+                raise ValueError("corrupt KV snapshot: key attached to an unknown lease")
+            # Format 1 predates leases: no lease was ever granted, so an id on a row (possible only
+            # through an internal Write) named nothing; every replica drops it the same way.
+            continue
+        leases[pos] = lease_id
+        table.attach(keys[pos], lease_id)
     # Input is already sorted, so SortedDict's sort is a linear Timsort pass.
     restored = SortedDict(zip(keys, zip(values, versions, creates, mods, leases, strict=True), strict=True))
     if len(restored) != n:
         raise ValueError("corrupt KV snapshot: duplicate keys")
-    return restored, applied_index
+    return restored, applied_index, table
 
 
-# Dispatch by exact command type (see `apply`); lease and coordination commands will register here.
+# Dispatch by exact command type (see `apply`).
 _APPLIERS: dict[type[Any], Callable[[KvStateMachine, int, Any], Any]] = {
     Write: KvStateMachine._apply_write,
     Delete: KvStateMachine._apply_delete,
@@ -451,6 +609,13 @@ _APPLIERS: dict[type[Any], Callable[[KvStateMachine, int, Any], Any]] = {
     CompareAndDelete: KvStateMachine._apply_cad,
     BatchWrite: KvStateMachine._apply_batch,
     ConditionalBatchWrite: KvStateMachine._apply_conditional_batch,
+    # Leases (log tags 16-31)
+    LeaseGrant: KvStateMachine._apply_lease_grant,
+    LeaseRevoke: KvStateMachine._apply_lease_revoke,
+    LeaseKeepalive: KvStateMachine._apply_lease_keepalive,
+    LeaseRevokeExpired: KvStateMachine._apply_lease_revoke_expired,
+    WriteWithLease: KvStateMachine._apply_write_with_lease,
+    # Coordination layers (log tag 32)
     LayerCommand: KvStateMachine._apply_layer,
 }
 

@@ -34,7 +34,22 @@ from aspen.kv.commands import (
     ValueEquals,
     Write,
 )
-from aspen.kv.limits import MAX_BATCH_OPS, MAX_KEY_SIZE, MAX_LEASE_ID, MAX_VALUE_SIZE, MIN_LEASE_ID
+from aspen.kv.lease_commands import (
+    LeaseGrant,
+    LeaseKeepalive,
+    LeaseRevoke,
+    LeaseRevokeExpired,
+    WriteWithLease,
+)
+from aspen.kv.limits import (
+    MAX_BATCH_OPS,
+    MAX_EXPIRED_PER_COMMAND,
+    MAX_KEY_SIZE,
+    MAX_LEASE_ID,
+    MAX_LEASE_TTL_SECONDS,
+    MAX_VALUE_SIZE,
+    MIN_LEASE_ID,
+)
 
 ERR_KEY_EMPTY = "key cannot be empty"
 # The following cannot be produced through the typed API or the codec (which checks types); they
@@ -43,6 +58,8 @@ ERR_KEY_TYPE = "key must be a string"
 ERR_KEY_ENCODING = "key is not valid UTF-8"
 ERR_VALUE_TYPE = "value must be bytes"
 ERR_LEASE_ID = f"lease id must be an integer between {MIN_LEASE_ID} and {MAX_LEASE_ID}"
+ERR_LEASE_TTL = f"lease ttl must be between 1 and {MAX_LEASE_TTL_SECONDS} seconds"
+ERR_NOW = "now_ms must be a non-negative integer"
 ERR_BATCH_TYPE = "batch must be a sequence"
 ERR_BATCH_OP = "batch operation must be SetOp or DeleteOp"
 ERR_CONDITION = "condition must be ValueEquals, KeyExists or KeyNotExists"
@@ -203,6 +220,56 @@ def _validate_scan(query: Scan) -> str | None:
     return None
 
 
+def _check_lease_ttl(ttl: object) -> str | None:
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= MAX_LEASE_TTL_SECONDS:
+        return ERR_LEASE_TTL
+    return None
+
+
+def _check_now(now_ms: object) -> str | None:
+    if not isinstance(now_ms, int) or isinstance(now_ms, bool) or now_ms < 0:
+        return ERR_NOW
+    return None
+
+
+def _check_required_lease_id(lease_id: object) -> str | None:
+    return ERR_LEASE_ID if lease_id is None else _check_lease_id(lease_id)
+
+
+def _validate_lease_grant(cmd: LeaseGrant) -> str | None:
+    return _check_lease_ttl(cmd.ttl_seconds) or _check_lease_id(cmd.lease_id) or _check_now(cmd.now_ms)
+
+
+def _validate_lease_revoke(cmd: LeaseRevoke) -> str | None:
+    return _check_required_lease_id(cmd.lease_id)
+
+
+def _validate_lease_keepalive(cmd: LeaseKeepalive) -> str | None:
+    return _check_required_lease_id(cmd.lease_id) or _check_now(cmd.now_ms)
+
+
+def _validate_lease_revoke_expired(cmd: LeaseRevokeExpired) -> str | None:
+    ids: object = cmd.lease_ids
+    if not isinstance(ids, tuple | list):
+        return ERR_BATCH_TYPE
+    if len(ids) > MAX_EXPIRED_PER_COMMAND:
+        return f"at most {MAX_EXPIRED_PER_COMMAND} leases per expiry command (got {len(ids)})"
+    for lease_id in ids:
+        err = _check_required_lease_id(lease_id)
+        if err is not None:
+            return err
+    return _check_now(cmd.now_ms)
+
+
+def _validate_write_with_lease(cmd: WriteWithLease) -> str | None:
+    return (
+        check_key(cmd.key)
+        or check_value(cmd.value)
+        or _check_required_lease_id(cmd.lease_id)
+        or _check_now(cmd.now_ms)
+    )
+
+
 # Dispatch by exact type: O(1) and open to extension (lease and coordination commands register
 # here later) without growing an if-chain.
 _VALIDATORS: dict[type[Any], Callable[[Any], str | None]] = {
@@ -215,6 +282,12 @@ _VALIDATORS: dict[type[Any], Callable[[Any], str | None]] = {
     Read: _validate_read,
     BatchRead: _validate_batch_read,
     Scan: _validate_scan,
+    # Leases
+    LeaseGrant: _validate_lease_grant,
+    LeaseRevoke: _validate_lease_revoke,
+    LeaseKeepalive: _validate_lease_keepalive,
+    LeaseRevokeExpired: _validate_lease_revoke_expired,
+    WriteWithLease: _validate_write_with_lease,
 }
 
 
@@ -231,6 +304,8 @@ def validate(command: object) -> str | None:
 
 __all__ = [
     "ERR_KEY_EMPTY",
+    "ERR_LEASE_ID",
+    "ERR_LEASE_TTL",
     "batch_too_large",
     "check_key",
     "check_value",

@@ -27,6 +27,7 @@ from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
 from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.node.backup import BackupError, restore_data_dir
 from aspen.node.config import ConfigError, NodeConfig
+from aspen.node.leases import LeaseExpirer
 from aspen.node.logsetup import configure
 from aspen.node.membership import parse_endpoint_addr
 from aspen.node.metrics import MetricsHttpServer, NodeMetrics
@@ -93,6 +94,8 @@ class Node:
         self.transport: TcpTransport | None = None
         self.service: NodeService | None = None
         self._peers: set[int] = set()
+        #: Revokes expired leases through Raft while this node leads (idle on followers).
+        self.lease_expirer = LeaseExpirer(self.raft, self.state.kv)
 
     async def start(self) -> None:
         cfg = self.config
@@ -133,6 +136,7 @@ class Node:
             self.metrics_port = await self.metrics_server.start()
             log.info("metrics endpoint listening", url=f"http://{cfg.host}:{self.metrics_port}/metrics")
         self.record_own_address_if_missing()
+        self.lease_expirer.start()
 
     def record_own_address_if_missing(self) -> None:
         """A single voter whose address is not in the replicated membership — a node seeded by
@@ -228,6 +232,7 @@ class Node:
             write_private_file(self.config.data_dir / TICKET_FILE, self.service.ticket().encode())
 
     async def stop(self) -> None:
+        await self.lease_expirer.stop()
         if self._record_self is not None:
             self._record_self.cancel()
             with contextlib.suppress(BaseException):

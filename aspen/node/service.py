@@ -36,8 +36,10 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.api.lease_messages import LEASE_WRITES
 from aspen.node.backup import SnapshotExports, encode_image
 from aspen.node.coordination import CoordinationHandlers
+from aspen.node.leases import LeaseService
 from aspen.node.membership import (
     EndpointAddr,
     MembershipError,
@@ -108,6 +110,8 @@ FORWARDED = frozenset(
         *COORDINATION_WRITES,
     }
 )
+#: Lease writes are forwarded like KV writes (aspen.api.lease_messages).
+FORWARDED |= LEASE_WRITES
 FORWARD_TIMEOUT_S = 30.0
 
 
@@ -161,6 +165,7 @@ class NodeService:
         self._handlers |= CoordinationHandlers(
             propose=self._propose, barrier=self._barrier, state=state
         ).handlers()
+        self._handlers |= LeaseService(state.kv, self._propose, self._barrier).handlers()
 
     # -------------------------------------------------------------------------------- boundary --
     async def handle(self, data: bytes) -> bytes:

@@ -12,6 +12,7 @@ from aspen.kv import (
     KeyNotExists,
     KvEntry,
     KvStateMachine,
+    LeaseGrant,
     SetOp,
     ValueEquals,
     Write,
@@ -82,6 +83,7 @@ class TestBatchWrite:
 
     def test_batch_set_detaches_a_lease(self) -> None:
         kv = KvStateMachine()
+        kv.apply(1, LeaseGrant(ttl_seconds=60, now_ms=0, lease_id=4))
         kv.apply(1, Write("k", b"v", lease_id=4))
         kv.apply(2, BatchWrite((SetOp("k", b"w"),)))
         assert kv.get_entry("k") == KvEntry(b"w", 2, 1, 2, lease_id=None)

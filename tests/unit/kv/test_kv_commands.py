@@ -12,6 +12,7 @@ from aspen.kv import (
     DeleteResult,
     KvEntry,
     KvStateMachine,
+    LeaseGrant,
     Write,
     WriteResult,
 )
@@ -40,6 +41,7 @@ class TestWrite:
         assert kv.get_entry("k") == KvEntry(b"", 1, 1, 1)
 
     def test_lease_is_attached_and_replaced_by_the_next_write(self, kv: KvStateMachine) -> None:
+        kv.apply(1, LeaseGrant(ttl_seconds=60, now_ms=0, lease_id=7))
         kv.apply(1, Write("k", b"v", lease_id=7))
         entry = kv.get_entry("k")
         assert entry is not None and entry.lease_id == 7
@@ -105,12 +107,14 @@ class TestCompareAndSwap:
         assert kv.apply(3, CompareAndSwap("k", b"", b"y")) == CasResult(False, b"x", None)
 
     def test_success_clears_the_lease(self, kv: KvStateMachine) -> None:
+        kv.apply(1, LeaseGrant(ttl_seconds=60, now_ms=0, lease_id=9))
         kv.apply(1, Write("k", b"cur", lease_id=9))
         kv.apply(2, CompareAndSwap("k", b"cur", b"new"))
         entry = kv.get_entry("k")
         assert entry is not None and entry.lease_id is None
 
     def test_conflict_keeps_the_lease(self, kv: KvStateMachine) -> None:
+        kv.apply(1, LeaseGrant(ttl_seconds=60, now_ms=0, lease_id=9))
         kv.apply(1, Write("k", b"cur", lease_id=9))
         kv.apply(2, CompareAndSwap("k", b"x", b"new"))
         assert kv.get_entry("k") == KvEntry(b"cur", 1, 1, 1, lease_id=9)

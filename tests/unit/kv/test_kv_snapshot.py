@@ -5,13 +5,30 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from aspen.kv import BatchWrite, Delete, DeleteOp, KvEntry, KvStateMachine, Scan, SetOp, Write
+from aspen.kv import (
+    BatchWrite,
+    Command,
+    Delete,
+    DeleteOp,
+    KvEntry,
+    KvStateMachine,
+    LeaseCommand,
+    LeaseGrant,
+    Scan,
+    SetOp,
+    Write,
+)
 from aspen.kv.machine import SNAPSHOT_FORMAT
+
+#: The rows-only layout from before leases; still restorable.
+ROWS_ONLY = 1
 
 
 def populated() -> KvStateMachine:
     kv = KvStateMachine()
     kv.apply(1, Write("a", b"1"))
+    kv.apply(1, LeaseGrant(ttl_seconds=60, now_ms=1_000, lease_id=77))
+    kv.apply(1, LeaseGrant(ttl_seconds=5, now_ms=1_000, lease_id=2**63 - 1))
     kv.apply(2, Write("a", b"2", lease_id=77))
     kv.apply(3, Write("é/ключ/😀", b"\x00\xff" * 10))
     kv.apply(4, Write("empty", b""))
@@ -71,14 +88,15 @@ def test_state_hash_sees_every_field() -> None:
     base = KvStateMachine()
     base.apply(1, Write("k", b"v"))
     variants = []
-    for cmds in (
+    scripts: tuple[list[tuple[int, Command | LeaseCommand]], ...] = (
         [(1, Write("k", b"w"))],  # value
         [(1, Write("j", b"v"))],  # key
         [(1, Write("k", b"v")), (1, Write("k", b"v"))],  # version
         [(2, Write("k", b"v"))],  # revisions
-        [(1, Write("k", b"v", lease_id=1))],  # lease
+        [(1, LeaseGrant(60, 0, 1)), (1, Write("k", b"v", lease_id=1))],  # lease
         [(1, Write("k", b"v")), (1, Write("k2", b""))],  # extra key
-    ):
+    )
+    for cmds in scripts:
         other = KvStateMachine()
         for index, cmd in cmds:
             other.apply(index, cmd)
@@ -114,14 +132,22 @@ GOOD = populated().snapshot()
         GOOD[:-1],
         GOOD + b"\x00",
         msgpack.packb({"keys": []}),
-        msgpack.packb([SNAPSHOT_FORMAT + 1, 0, [], [], [], [], [], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, -1, [], [], [], [], [], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], [], [], [], [], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], ["not bytes"], [1], [1], [0], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], [b"v"], [True], [1], [0], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a", "a"], [b"v", b"w"], [1, 1], [1, 1], [0, 0], []]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], [b"v"], [1], [1], [0], [5, 1]]),
-        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], [b"v"], [1], [1], [0], [0]]),
+        msgpack.packb([SNAPSHOT_FORMAT + 1, 0, [], [], [], [], [], [], [1]]),
+        msgpack.packb([ROWS_ONLY, -1, [], [], [], [], [], []]),
+        msgpack.packb([ROWS_ONLY, 0, ["a"], [], [], [], [], []]),
+        msgpack.packb([ROWS_ONLY, 0, ["a"], ["not bytes"], [1], [1], [0], []]),
+        msgpack.packb([ROWS_ONLY, 0, ["a"], [b"v"], [True], [1], [0], []]),
+        msgpack.packb([ROWS_ONLY, 0, ["a", "a"], [b"v", b"w"], [1, 1], [1, 1], [0, 0], []]),
+        msgpack.packb([ROWS_ONLY, 0, ["a"], [b"v"], [1], [1], [0], [5, 1]]),
+        msgpack.packb([ROWS_ONLY, 0, ["a"], [b"v"], [1], [1], [0], [0]]),
+        # Format 2: the lease table is a 9th column and must be consistent with the rows.
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], []]),  # table missing
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], [], []]),  # no id counter
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], [], [1, 5, 10]]),  # counter behind id
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], [], [9, 5, 0, 10]]),  # ttl 0
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], [], [9, 5, 1, 10, 5, 1, 10]]),  # dup
+        msgpack.packb([SNAPSHOT_FORMAT, 0, [], [], [], [], [], [], [9, 5, 1, b"x"]]),  # type
+        msgpack.packb([SNAPSHOT_FORMAT, 0, ["a"], [b"v"], [1], [1], [0], [0, 4], [9, 5, 1, 10]]),
     ],
 )
 def test_corrupt_snapshot_raises_value_error_and_keeps_state(data: bytes) -> None:
