@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from aspen.api.blob_messages import BlobRequest, BlobResponse
+
 # u64 on the wire; Python ints are unbounded, so bound them here rather than deep inside.
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -216,7 +218,8 @@ Request = Annotated[
     | ScanKeys
     | BatchRead
     | BatchWrite
-    | ConditionalBatchWrite,
+    | ConditionalBatchWrite
+    | BlobRequest,
     Field(discriminator="type"),
 ]
 
@@ -464,7 +467,8 @@ Response = Annotated[
     | ScanResult
     | BatchReadResult
     | BatchWriteResult
-    | ConditionalBatchWriteResult,
+    | ConditionalBatchWriteResult
+    | BlobResponse,
     Field(discriminator="type"),
 ]
 

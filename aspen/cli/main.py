@@ -15,6 +15,7 @@ from click.shell_completion import get_completion_class
 
 from aspen import __version__
 from aspen.api.errors import AspenError
+from aspen.cli.blob import blob_group
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.kv import kv_group
@@ -43,6 +44,7 @@ def cli(ctx: click.Context, /, **kwargs: object) -> None:
 
 cli.add_command(kv_group)
 cli.add_command(cluster_group)
+cli.add_command(blob_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

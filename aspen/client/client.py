@@ -33,6 +33,7 @@ from aspen.api.errors import (
     OutcomeUnknownError,
     ServiceUnavailableError,
 )
+from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -59,6 +60,7 @@ IDEMPOTENT = frozenset(
         "ScanKeys",
         "BatchRead",
     }
+    | BLOB_IDEMPOTENT
 )
 _NOT_INITIALIZED_BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6)
 _TRANSPORT_RETRY_S = 0.2
@@ -73,7 +75,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient:
+class AspenClient(BlobOps):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(
