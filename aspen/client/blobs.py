@@ -164,8 +164,8 @@ class BlobOps:
                     out.write(res.data)
                 else:
                     await self.read_blob_into(digest, out, first=res, progress=progress)
-                out.flush()
-                os.fsync(out.fileno())
+            # Renamed only once complete and verified. Not fsynced: the user's copy is not the
+            # store's (whose files are), and the fsync would cap downloads at the disk's write speed.
             os.replace(part, dest)
         except BaseException:
             part.unlink(missing_ok=True)

@@ -836,13 +836,18 @@ class BlobService:
                 await asyncio.to_thread(f.seek, offset)
                 await _write_frame(writer, {"ok": True, "size": size}, idle)
                 hasher = new_hasher() if offset == 0 else None
-                chunk = await asyncio.to_thread(f.read, CHUNK)
+
+                def read_chunk() -> bytes:  # in a worker thread, while the loop sends the last one
+                    data = f.read(CHUNK)
+                    if hasher is not None:
+                        hasher.update(data)
+                    return data
+
+                chunk = await asyncio.to_thread(read_chunk)
                 # Bounded by the file size: each turn sends one chunk of it.
                 while chunk:
                     writer.write(chunk)
-                    next_read = asyncio.ensure_future(asyncio.to_thread(f.read, CHUNK))
-                    if hasher is not None:
-                        hasher.update(chunk)
+                    next_read = asyncio.ensure_future(asyncio.to_thread(read_chunk))
                     try:
                         async with asyncio.timeout(idle):
                             await writer.drain()

@@ -24,6 +24,7 @@ import socket
 import ssl
 import struct
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -135,22 +136,31 @@ def upload(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Send `size` bytes read from `source`, then their BLAKE3 hash (computed while sending); returns
-    the node's status document, after checking the node stored exactly what was read here."""
+    the node's status document, after checking the node stored exactly what was read here.
+
+    Two buffers alternate: a helper thread hashes one chunk while this thread sends it, then the
+    next chunk is read into the other buffer (both OpenSSL and BLAKE3 release the GIL)."""
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     try:
-        with _connect(target, timeout) as sock:
-            buf = bytearray(min(CHUNK, max(size, 1)))
-            view = memoryview(buf)
-            sent = 0
+        with _connect(target, timeout) as sock, ThreadPoolExecutor(1, "aspen-bulk-hash") as pool:
+            bufs = [bytearray(min(CHUNK, max(size, 1))) for _ in range(2)]
+            hashing: Future[Any] | None = None
+            sent, i = 0, 0
             while sent < size:
-                n = source.readinto(view[: min(len(buf), size - sent)])  # type: ignore[attr-defined]
+                view = memoryview(bufs[i])
+                n = source.readinto(view[: min(len(view), size - sent)])  # type: ignore[attr-defined]
                 if not n:
                     raise BulkError(f"source ended after {sent} of {size} bytes")
-                hasher.update(view[:n])
+                if hashing is not None:
+                    hashing.result()
+                hashing = pool.submit(hasher.update, view[:n])
                 sock.sendall(view[:n])
                 sent += n
+                i ^= 1
                 if progress is not None:
                     progress(sent)
+            if hashing is not None:
+                hashing.result()
             digest = hasher.digest()
             sock.sendall(digest)
             status = read_status(sock)
@@ -159,6 +169,17 @@ def upload(
     if status.get("ok") and status.get("hash") != digest.hex():
         raise BulkError(f"node stored {status.get('hash')}, but the bytes sent hash to {digest.hex()}")
     return status
+
+
+def _fill(sock: ssl.SSLSocket, view: memoryview) -> int:
+    """Receive until `view` is full; fewer bytes only if the connection ends."""
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            break
+        got += n
+    return got
 
 
 def download(
@@ -170,25 +191,36 @@ def download(
     progress: Progress | None = None,
 ) -> int:
     """Receive the blob from `offset` to its end into `sink`; returns the blob's total size.
-    Raises `BulkError` when the node refuses or the connection breaks (the caller may resume)."""
+    Raises `BulkError` when the node refuses or the connection breaks (the caller may resume from
+    the bytes `sink` got). `sink` runs on a helper thread, one chunk behind the receiving one."""
     try:
-        with _connect(target, timeout) as sock:
+        with _connect(target, timeout) as sock, ThreadPoolExecutor(1, "aspen-bulk-sink") as pool:
             sock.sendall(_OFFSET.pack(offset))
             status = read_status(sock)
             if not status.get("ok"):
                 raise BulkError(str(status.get("error") or "transfer refused"))
             size = int(status["size"])
-            buf = bytearray(CHUNK)
-            view = memoryview(buf)
-            got = offset
-            while got < size:
-                n = sock.recv_into(view[: min(CHUNK, size - got)])
-                if n == 0:
-                    raise BulkError(f"connection closed at byte {got} of {size}")
-                sink(view[:n])
-                got += n
-                if progress is not None:
-                    progress(got)
+            bufs = [bytearray(min(CHUNK, max(size - offset, 1))) for _ in range(2)]
+            sinking: Future[Any] | None = None
+            got, i = offset, 0
+            try:
+                while got < size:
+                    view = memoryview(bufs[i])[: min(len(bufs[i]), size - got)]
+                    n = _fill(sock, view)
+                    if sinking is not None:
+                        sinking.result()
+                        sinking = None
+                    if n:
+                        sinking = pool.submit(sink, view[:n])
+                    if n < len(view):
+                        raise BulkError(f"connection closed at byte {got + n} of {size}")
+                    got += n
+                    i ^= 1
+                    if progress is not None:
+                        progress(got)
+            finally:
+                if sinking is not None:
+                    sinking.result()  # the caller resumes after every byte handed to sink
             return size
     except OSError as err:
         raise BulkError(f"data channel failed: {err}") from err
