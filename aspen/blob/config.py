@@ -8,6 +8,7 @@
 | `ASPEN_BLOBS_GC_INTERVAL_S` | 60 | how often untagged blobs are collected |
 | `ASPEN_BLOBS_GC_GRACE_S` | 300 | how long an untagged blob is kept first |
 | `ASPEN_BLOBS_REPAIR_INTERVAL_S` | 60 | how often the leader repairs under-replicated blobs |
+| `ASPEN_BLOBS_SCRUB_INTERVAL_S` | 3600 | how often each node re-hashes its copies (replacing corrupt ones) |
 | `ASPEN_BLOBS_TRANSFER_IDLE_S` | 30 | a transfer without progress for this long is abandoned |
 """
 
@@ -34,6 +35,7 @@ class BlobConfig:
     gc_interval_s: float = 60.0
     gc_grace_s: float = 300.0
     repair_interval_s: float = 60.0
+    scrub_interval_s: float = 3600.0
     #: A transfer that makes no progress for this long is abandoned (and retried elsewhere).
     transfer_idle_s: float = 30.0
     #: A data-channel token not presented within this time expires.
@@ -54,6 +56,7 @@ class BlobConfig:
             "ASPEN_BLOBS_GC_INTERVAL_S": ("gc_interval_s", float),
             "ASPEN_BLOBS_GC_GRACE_S": ("gc_grace_s", float),
             "ASPEN_BLOBS_REPAIR_INTERVAL_S": ("repair_interval_s", float),
+            "ASPEN_BLOBS_SCRUB_INTERVAL_S": ("scrub_interval_s", float),
             "ASPEN_BLOBS_TRANSFER_IDLE_S": ("transfer_idle_s", float),
         }
         for var, (name, parse) in fields.items():
@@ -73,6 +76,12 @@ class BlobConfig:
             raise ValueError("ASPEN_BLOBS_MAX_SIZE must be positive")
         if not 0 <= self.replication_factor <= 7:
             raise ValueError("ASPEN_BLOBS_REPLICATION_FACTOR must be 0..7")
-        for name in ("gc_interval_s", "gc_grace_s", "repair_interval_s", "transfer_idle_s"):
+        for name in (
+            "gc_interval_s",
+            "gc_grace_s",
+            "repair_interval_s",
+            "scrub_interval_s",
+            "transfer_idle_s",
+        ):
             if getattr(self, name) < 0 or (name.endswith("interval_s") and getattr(self, name) == 0):
                 raise ValueError(f"blob setting {name} must be positive")

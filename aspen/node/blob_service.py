@@ -71,6 +71,7 @@ from aspen.blob.ticket import BlobTicket
 from aspen.node.membership import MembershipError, parse_endpoint_addr
 from aspen.node.service import NodeIdentityInfo, NodeService
 from aspen.node.state import NodeStateMachine
+from aspen.raft.core.types import StateRole
 from aspen.raft.errors import RaftError
 from aspen.raft.net import TcpTransport
 from aspen.raft.node import RaftNode
@@ -883,21 +884,29 @@ class BlobService:
         return removed
 
     async def _repair_loop(self) -> None:
+        """Every repair interval the leader re-replicates what is short; every scrub interval each
+        node re-hashes its own copies."""
+        loop = asyncio.get_running_loop()
+        next_scrub = loop.time() + self.config.scrub_interval_s
         while True:
             await asyncio.sleep(self.config.repair_interval_s)
+            scrub = loop.time() >= next_scrub
+            if scrub:
+                next_scrub = loop.time() + self.config.scrub_interval_s
             try:
-                await self.run_repair_cycle(plan=self.raft.role.name == "LEADER")
+                await self.run_repair_cycle(plan=self.raft.role == StateRole.LEADER, scrub=scrub)
             except Exception:
                 log.exception("blob repair cycle failed")
 
-    async def run_repair_cycle(self, *, plan: bool) -> None:
+    async def run_repair_cycle(self, *, plan: bool, scrub: bool = True) -> None:
         """Scrub local copies (bounded bytes per cycle), then — on the planning node — copy every
         under-replicated blob to new holders, most urgent first."""
         if self._repair_running:
             return
         self._repair_running = True
         try:
-            await self._scrub()
+            if scrub:
+                await self._scrub()
             if plan:
                 await self._plan_repairs()
         finally:
