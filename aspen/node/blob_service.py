@@ -106,6 +106,22 @@ class _Token:
     expires: float
 
 
+#: How a data channel ends early: the peer broke off, stalled, or refused.
+_CHANNEL_ERRORS = (TransferError, asyncio.IncompleteReadError, OSError, TimeoutError)
+
+
+class _Partial:
+    """A fetch's partly received blob, kept across providers so the next one resumes it."""
+
+    def __init__(self) -> None:
+        self.pending: PendingBlob | None = None
+
+    def reset(self) -> None:
+        if self.pending is not None:
+            self.pending.abort()
+            self.pending = None
+
+
 def _now_micros() -> int:
     return int(time.time() * 1_000_000)
 
@@ -707,44 +723,47 @@ class BlobService:
 
     async def _fetch_from(self, digest: str, providers: list[int], tag: str | None) -> BlobInfo:
         errors: list[str] = []
-        pending: PendingBlob | None = None
+        partial = _Partial()
         async with self._slots:
             try:
                 for provider in providers:
                     try:
-                        pending = await self._pull_bytes(provider, digest, pending)
+                        await self._pull_bytes(provider, digest, partial)
+                        pending, partial.pending = partial.pending, None
+                        assert pending is not None
                         return await asyncio.to_thread(pending.commit, digest, tag=tag, now=time.time())
                     except HashMismatchError as err:
-                        pending = None  # commit discarded the bytes; start afresh elsewhere
+                        partial.reset()  # the bytes are wrong: start afresh elsewhere
                         errors.append(f"node {provider}: {err}")
                     except (TransferError, OSError, TimeoutError, asyncio.IncompleteReadError) as err:
                         # Keep what arrived: the next provider resumes at this offset.
                         errors.append(f"node {provider}: {err!r}")
             finally:
-                if pending is not None:
-                    pending.abort()
+                partial.reset()
         raise TransferError(f"no provider delivered {digest}: {'; '.join(errors) or 'no providers'}")
 
-    async def _pull_bytes(self, provider: int, digest: str, pending: PendingBlob | None) -> PendingBlob:
+    async def _pull_bytes(self, provider: int, digest: str, partial: _Partial) -> None:
+        """Receive the rest of `digest` from `provider` into `partial.pending` (created on the first
+        answer, kept on failure so that the next provider resumes at its size)."""
         idle = self.config.transfer_idle_s
         try:
             reader, writer = await self.transport.open_channel(provider, BLOB_PEER_CHANNEL)
         except (ConnectionError, OSError) as err:
             raise TransferError(f"cannot reach node {provider}: {err}") from None
         try:
-            offset = pending.size if pending is not None else 0
+            offset = partial.pending.size if partial.pending is not None else 0
             await _write_frame(writer, {"op": "get", "hash": digest, "offset": offset}, idle)
             status = await _read_frame(reader, idle)
             if not status.get("ok"):
                 raise TransferError(str(status.get("error")))
             size = int(status["size"])
-            if pending is None:
-                pending = await asyncio.to_thread(self._store.begin, size)
-            elif pending.expected_size != size:
-                pending.abort()
-                raise TransferError(f"node {provider} reports size {size}, expected {pending.expected_size}")
-            await _receive(reader, pending, size - pending.size, idle)
-            return pending
+            if partial.pending is None:
+                partial.pending = await asyncio.to_thread(self._store.begin, size)
+            elif partial.pending.expected_size != size:
+                raise HashMismatchError(
+                    f"node {provider} reports size {size}, expected {partial.pending.expected_size}"
+                )
+            await _receive(reader, partial.pending, size - partial.pending.size, idle)
         finally:
             writer.transport.abort()
 
@@ -752,45 +771,60 @@ class BlobService:
     async def _serve_peer(
         self, node_id: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        idle = self.config.transfer_idle_s
-        try:
-            req = await _read_frame(reader, idle)
-            op, digest = req.get("op"), req.get("hash")
-            if not isinstance(digest, str) or not is_valid_hash(digest):
-                await _write_frame(writer, {"ok": False, "error": "invalid hash"}, idle)
-                return
-            if op == "get":
-                await self._send_blob(writer, digest, int(req.get("offset", 0)))
-            elif op == "pull":
-                providers = [int(p) for p in req.get("providers", []) if isinstance(p, int)]
-                try:
-                    await self.ensure_local(digest, providers, REPLICA_TAG_PREFIX + digest)
-                    await _write_frame(writer, {"ok": True}, idle)
-                except TransferError as err:
-                    await _write_frame(writer, {"ok": False, "error": str(err)}, idle)
-            else:
-                await _write_frame(writer, {"ok": False, "error": f"unknown op {op!r}"}, idle)
-        except (TransferError, asyncio.IncompleteReadError, ConnectionError, TimeoutError) as err:
-            log.info("blob peer channel ended", extra={"peer": node_id, "error": repr(err)})
+        await self._serve(self._peer_session(reader, writer), reader, writer, f"node {node_id}")
 
     async def _serve_client(self, _: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve(self._client_session(reader, writer), reader, writer, "client")
+
+    async def _serve(
+        self,
+        session: Awaitable[None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        who: str,
+    ) -> None:
+        """Run one data-channel session, then make sure everything written reaches the peer: the
+        listener aborts the connection when this returns, which would drop unsent bytes."""
         idle = self.config.transfer_idle_s
         try:
+            await session
+            await _finish(reader, writer, idle)
+        except (*_CHANNEL_ERRORS, ValueError, TypeError) as err:
+            # A peer that broke off, stalled or sent a malformed request: this connection ends.
+            log.info("blob data channel ended", extra={"peer": who, "error": repr(err)})
+
+    async def _peer_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        idle = self.config.transfer_idle_s
+        req = await _read_frame(reader, idle)
+        op, digest = req.get("op"), req.get("hash")
+        if not isinstance(digest, str) or not is_valid_hash(digest):
+            await _write_frame(writer, {"ok": False, "error": "invalid hash"}, idle)
+        elif op == "get":
+            await self._send_blob(writer, digest, int(req.get("offset", 0)))
+        elif op == "pull":
+            providers = [int(p) for p in req.get("providers", []) if isinstance(p, int)]
+            try:
+                await self.ensure_local(digest, providers, REPLICA_TAG_PREFIX + digest)
+                await _write_frame(writer, {"ok": True}, idle)
+            except TransferError as err:
+                await _write_frame(writer, {"ok": False, "error": str(err)}, idle)
+        else:
+            await _write_frame(writer, {"ok": False, "error": f"unknown op {op!r}"}, idle)
+
+    async def _client_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        idle = self.config.transfer_idle_s
+        async with asyncio.timeout(idle):
+            token = await reader.readexactly(TOKEN_SIZE)
+        spec = self._tokens.pop(token, None)
+        if spec is None or spec.expires < time.monotonic():
+            await _write_frame(writer, {"ok": False, "error": "unknown or expired transfer token"}, idle)
+        elif spec.upload:
+            await self._receive_upload(reader, writer, spec)
+        else:
+            assert spec.digest is not None
             async with asyncio.timeout(idle):
-                token = await reader.readexactly(TOKEN_SIZE)
-            spec = self._tokens.pop(token, None)
-            if spec is None or spec.expires < time.monotonic():
-                await _write_frame(writer, {"ok": False, "error": "unknown or expired transfer token"}, idle)
-                return
-            if spec.upload:
-                await self._receive_upload(reader, writer, spec)
-            else:
-                assert spec.digest is not None
-                async with asyncio.timeout(idle):
-                    (offset,) = _OFFSET.unpack(await reader.readexactly(_OFFSET.size))
-                await self._send_blob(writer, spec.digest, offset)
-        except (TransferError, asyncio.IncompleteReadError, ConnectionError, TimeoutError) as err:
-            log.info("blob client channel ended", extra={"error": repr(err)})
+                (offset,) = _OFFSET.unpack(await reader.readexactly(_OFFSET.size))
+            await self._send_blob(writer, spec.digest, offset)
 
     async def _receive_upload(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, spec: _Token
@@ -957,6 +991,17 @@ class BlobService:
                 continue
             ok, failed = await self._ask_targets(rec.hash, rec.size, alive, targets)
             log.info("blob repaired", extra={"hash": rec.hash, "new_holders": ok, "failed": failed})
+
+
+async def _finish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle: float) -> None:
+    """Flush everything written (drain with no high-water mark waits for an empty buffer), then
+    wait until the peer, which has read all it expects, closes its side."""
+    writer.transport.set_write_buffer_limits(high=0)
+    async with asyncio.timeout(idle):
+        await writer.drain()
+    with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+        async with asyncio.timeout(idle):
+            await reader.read(1)
 
 
 async def _receive(reader: asyncio.StreamReader, pending: PendingBlob, nbytes: int, idle: float) -> None:
