@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,9 @@ from pathlib import Path
 import blake3
 import pytest
 from harness import NodeProcess, cli, wait_for
+
+from aspen.client import AspenClient
+from aspen.rpc.bulk import BulkError, BulkTarget, download
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +25,7 @@ def gc_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NodePro
     """A one-node cluster whose GC runs every 0.2 s with a 1 s grace period."""
     monkeypatch.setenv("ASPEN_BLOBS_GC_INTERVAL_S", "0.2")
     monkeypatch.setenv("ASPEN_BLOBS_GC_GRACE_S", "1")
+    monkeypatch.setenv("ASPEN_BLOBS_MAX_SIZE", str(6 * 1024 * 1024))
     n = NodeProcess(node_id=1, data_dir=tmp_path / "node1").start()
     try:
         assert cli(n.ticket, "cluster", "init").code == 0
@@ -132,3 +137,42 @@ def test_protect_unprotect_delete_and_gc(gc_node: NodeProcess) -> None:
     assert "user:p2" in cli(t, "--json", "blob", "status", protected).json()["tags"]
     assert cli(t, "blob", "delete", protected).code == 0
     wait_for(lambda: not present(protected), timeout=30, what="GC after delete of a protected blob")
+
+
+def test_size_limit_is_enforced(gc_node: NodeProcess, tmp_path: Path) -> None:
+    src = tmp_path / "too-big.bin"
+    src.write_bytes(b"x" * (6 * 1024 * 1024 + 1))
+    res = cli(gc_node.ticket, "--json", "blob", "add", str(src))
+    assert res.code == 1 and res.json()["is_success"] is False
+    assert "exceeds the limit" in res.json()["error"]
+
+
+def test_transfer_tokens_are_one_time_and_the_node_is_pinned(node: NodeProcess, tmp_path: Path) -> None:
+    data = os.urandom(5 * 1024 * 1024)
+    digest = cli(node.ticket, "--json", "blob", "add", "-", stdin=data).json()["hash"]
+
+    async def scenario() -> None:
+        async with AspenClient(node.ticket) as client:
+            res = await client.get_blob(digest)
+            assert res.is_streaming and res.transfer is not None and res.data is None
+            t = res.transfer
+            target = BulkTarget(
+                t.endpoint_id, tuple((a.split(":")[0], int(a.split(":")[1])) for a in t.addrs), t.token
+            )
+            got = bytearray()
+            assert download(target, got.extend, offset=0, timeout=10) == len(data)
+            assert bytes(got) == data
+            with pytest.raises(BulkError, match="unknown or expired"):
+                download(target, got.extend, offset=0, timeout=10)  # the token was used up
+            fresh = (await client.get_blob(digest)).transfer
+            assert fresh is not None
+            impostor = BulkTarget("ab" * 32, target.addrs, fresh.token)
+            with pytest.raises(BulkError, match="pinned"):
+                download(impostor, got.extend, offset=0, timeout=10)
+            # Resuming from an offset returns exactly the rest.
+            tail = bytearray()
+            good = BulkTarget(t.endpoint_id, target.addrs, fresh.token)
+            download(good, tail.extend, offset=len(data) - 1000, timeout=10)
+            assert bytes(tail) == data[-1000:]
+
+    asyncio.run(scenario())
