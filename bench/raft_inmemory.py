@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from cluster_inproc import InProcCluster, write
+from cluster_inproc import InProcCluster, write  # noqa: E402
 
 
 async def bench(proposals: int, concurrency: int, value_size: int) -> dict[str, float]:
