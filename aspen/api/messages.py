@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from aspen.api.blob_messages import BlobRequest, BlobResponse
 from aspen.api.coordination import CoordinationRequest, CoordinationResponse
 from aspen.api.lease_messages import LeaseRequest, LeaseResponse
 
@@ -221,7 +222,8 @@ Request = Annotated[
     | BatchWrite
     | ConditionalBatchWrite
     | CoordinationRequest
-    | LeaseRequest,
+    | LeaseRequest
+    | BlobRequest,
     Field(discriminator="type"),
 ]
 
@@ -471,7 +473,8 @@ Response = Annotated[
     | BatchWriteResult
     | ConditionalBatchWriteResult
     | CoordinationResponse
-    | LeaseResponse,
+    | LeaseResponse
+    | BlobResponse,
     Field(discriminator="type"),
 ]
 

@@ -35,6 +35,7 @@ from aspen.api.errors import (
     ServiceUnavailableError,
 )
 from aspen.api.lease_messages import LEASE_READS
+from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.client.coordination import CoordinationMixin
 from aspen.client.leases import LeaseMethods
 from aspen.rpc.auth import cookie_proof
@@ -64,6 +65,7 @@ IDEMPOTENT = frozenset(
         "BatchRead",
         *COORDINATION_READS,
     }
+    | BLOB_IDEMPOTENT
 )
 #: Lease reads are as safe to retry elsewhere (aspen.api.lease_messages).
 IDEMPOTENT |= LEASE_READS
@@ -80,7 +82,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient(CoordinationMixin, LeaseMethods):
+class AspenClient(CoordinationMixin, LeaseMethods, BlobOps):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(

@@ -26,6 +26,7 @@ from aspen.api.codec import encode_error
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
 from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.node.backup import BackupError, restore_data_dir
+from aspen.node.blob_service import BlobService, make_blob_service
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.leases import LeaseExpirer
 from aspen.node.logsetup import configure
@@ -93,6 +94,7 @@ class Node:
         self._record_self: asyncio.Task[None] | None = None
         self.transport: TcpTransport | None = None
         self.service: NodeService | None = None
+        self.blobs: BlobService | None = None
         self._peers: set[int] = set()
         #: Revokes expired leases through Raft while this node leads (idle on followers).
         self.lease_expirer = LeaseExpirer(self.raft, self.state.kv)
@@ -114,6 +116,7 @@ class Node:
         )
         self.raft.on_membership_change(self._sync_peers)
         assert self.transport is not None
+        self.blobs = make_blob_service(cfg.data_dir, me, self.raft, self.state, self.transport, self.service)
         await self.raft.start(self.transport)
         self._sync_peers(self.raft.conf_state, dict(self.raft.members))
         st = self.raft.status()
@@ -241,6 +244,8 @@ class Node:
             await self.metrics_server.close()
         if self.server is not None:
             await self.server.close()
+        if self.blobs is not None:
+            await self.blobs.close()
         if self.service is not None:
             await self.service.close()
         await self.raft.stop()  # closes the transport too

@@ -22,9 +22,11 @@ from aspen.api import messages as m
 from aspen.api.codec import (
     MAX_PROXY_HOPS,
     decode_envelope_rid,
+    decode_response,
     encode_error,
     encode_request,
     encode_response,
+    raise_for_error,
 )
 from aspen.api.coordination import WRITE_REQUESTS as COORDINATION_WRITES
 from aspen.api.errors import (
@@ -166,6 +168,18 @@ class NodeService:
             propose=self._propose, barrier=self._barrier, state=state
         ).handlers()
         self._handlers |= LeaseService(state.kv, self._propose, self._barrier).handlers()
+
+    def register(self, handlers: dict[str, Handler]) -> None:
+        """Serve more request kinds (e.g. the blob service's), through the same boundary."""
+        self._handlers.update(handlers)
+
+    async def submit(self, request: m.Request) -> m.Response:
+        """Run a request from inside the node (e.g. blob metadata writes) the way a client's runs:
+        forwarded to the leader when only the leader can order it. Raises what a handler raises."""
+        if request.type in FORWARDED and self.raft.role != StateRole.LEADER:
+            return raise_for_error(decode_response(await self._forward(request, 0)))
+        response: m.Response = await self._handlers[request.type](request)
+        return response
 
     # -------------------------------------------------------------------------------- boundary --
     async def handle(self, data: bytes) -> bytes:

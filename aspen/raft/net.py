@@ -241,6 +241,7 @@ class TcpTransport:
         self._server_ctx, self._client_ctx = _make_contexts(identity)
         self._peers: dict[NodeId, _Peer] = {}
         self._channels: dict[int, ChannelHandler] = {}
+        self._open_channels: set[int] = set()
         self._server: asyncio.Server | None = None
         self._inbound: set[_Inbound] = set()
         self._pending_handshakes = 0
@@ -546,12 +547,23 @@ class TcpTransport:
         self,
         kind: int,
         handler: Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        *,
+        members_only: bool = True,
     ) -> None:
         """Serve channel `kind` (2..255) on this listener. `handler(node_id, reader, writer)` runs
-        after the peer is authenticated; the connection is closed when it returns."""
+        after the peer is authenticated; the connection is closed when it returns.
+
+        With `members_only=False` (clients, which have no node key) the member handshake is skipped:
+        the handler runs right after the kind byte with node id 0 and must authenticate the caller
+        itself (e.g. with a one-time token issued over the cookie-authenticated RPC) under a deadline.
+        The caller has still pinned this node's key, and still receives (and ignores) the nonce."""
         if not 1 < kind < 256:
             raise ValueError(f"channel kind must be in 2..255, got {kind}")
         self._channels[kind] = handler
+        if members_only:
+            self._open_channels.discard(kind)
+        else:
+            self._open_channels.add(kind)
 
     async def open_channel(
         self, node_id: int, kind: int
@@ -624,6 +636,8 @@ class TcpTransport:
             kind = (await reader.readexactly(1))[0]
             if kind != RAFT_CHANNEL and kind not in self._channels:
                 raise _HandshakeError(f"unknown channel kind {kind}")
+            if kind in self._open_channels:
+                return 0, kind
             (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
             if length > MAX_HANDSHAKE_FRAME or length != _AUTH.size:
                 raise _HandshakeError(f"bad auth frame length {length}")
