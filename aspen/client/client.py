@@ -35,6 +35,7 @@ from aspen.api.errors import (
     ServiceUnavailableError,
 )
 from aspen.client.coordination import CoordinationMixin
+from aspen.client.locks import LockMixin
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -76,7 +77,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient(CoordinationMixin):
+class AspenClient(CoordinationMixin, LockMixin):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(
