@@ -18,7 +18,7 @@ import pytest
 from harness import NodeProcess, cli, form_cluster, wait_for
 
 from aspen.api.errors import AspenError
-from aspen.client import AspenClient, SyncAspenClient
+from aspen.client import AspenClient, LockNotAcquired, SyncAspenClient
 from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
@@ -276,6 +276,49 @@ def test_every_ratelimit_command_on_every_node(cluster: list[NodeProcess]) -> No
         assert res.code == 1 and "rate must be a positive finite number" in res.stderr, rate
     assert cli(t1, "ratelimit", "try-acquire", "B", "--capacity", "5", "--rate", "fast").code == 2
     assert cli(t1, "ratelimit", "available", "B", "--capacity", "5", "--rate", "0.5").code == 0
+
+
+# -------------------------------------------------------------------------------------- election --
+def test_leader_election_terms_renewal_resign_and_expiry(cluster: list[NodeProcess]) -> None:
+    async def renewals_seen(client: AspenClient, holder: str, term: int, count: int) -> None:
+        """Poll (bounded) until the election lock was renewed `count` times by `holder` in `term`."""
+        stamps: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(stamps) <= count:
+            assert time.monotonic() < deadline, f"only {len(stamps) - 1} renewals seen"
+            record = json.loads(await client.get("__coord:lock:election:sched") or b"{}")
+            assert (record["holder_id"], record["fencing_token"]) == (holder, term)
+            stamps.add(record["acquired_at_ms"])
+            await asyncio.sleep(0.05)
+
+    async def go() -> None:
+        async with (
+            AspenClient(only(cluster[0])) as c1,
+            AspenClient(only(cluster[1])) as c2,
+            AspenClient(only(cluster[2])) as c3,
+        ):
+            e1, e2 = c1.election("sched", ttl_ms=1_500), c2.election("sched", ttl_ms=1_500)
+            term1 = await e1.campaign()
+            assert e1.is_leader() and e1.term == term1
+            with pytest.raises(LockNotAcquired):
+                await e2.campaign(timeout_ms=300)
+            # Automatic renewal keeps the term well past its TTL.
+            await renewals_seen(c3, e1.candidate_id, term1, 3)
+            assert e1.is_leader() and not e2.is_leader()
+            # Resigning hands over at once, with the next term.
+            waiting = asyncio.create_task(e2.campaign(timeout_ms=30_000))
+            await e1.resign()
+            term2 = await waiting
+            assert term2 == term1 + 1 and e2.is_leader() and not e1.is_leader() and e1.term is None
+            # A leader that stops renewing (frozen) loses the lock after its TTL: the next candidate
+            # gets the next term, and the frozen one no longer believes it leads.
+            await e2._stop_renewing()
+            e3 = c3.election("sched", ttl_ms=1_500)
+            term3 = await e3.campaign(timeout_ms=30_000)
+            assert term3 == term2 + 1 and not e2.is_leader()
+            await e3.resign()
+
+    asyncio.run(go())
 
 
 # ------------------------------------------------------------------------------ must show 3 (lock) --
