@@ -283,11 +283,14 @@ class Lock:
 
     async def acquire(self, timeout_ms: int | None = None) -> int:
         """Wait for the lock; returns the fencing token or raises `LockNotAcquired`."""
+        if self.token is not None:
+            raise CoordinationError(f"lock '{self.key}' is already held by this handle (not re-entrant)")
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
         try:
             res = await self._client.lock_acquire(self.key, self.holder_id, self.ttl_ms, wait)
         except OutcomeUnknownError:
-            # The acquire may have been applied (the leader failed after commit): look it up.
+            # The acquire may have been applied (the leader failed after commit): look it up. If it
+            # is not visible yet but commits later, the lock stays unused until its TTL runs out.
             if await self._recover():
                 assert self.token is not None
                 return self.token
