@@ -18,7 +18,7 @@ import pytest
 from harness import NodeProcess, cli, form_cluster, wait_for
 
 from aspen.api.errors import AspenError
-from aspen.client import AspenClient, LockNotAcquired, SyncAspenClient
+from aspen.client import AspenClient, CoordinationError, LockNotAcquired, SyncAspenClient
 from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
@@ -144,6 +144,25 @@ def test_lock_handle_and_lock_sets_through_the_client(cluster: list[NodeProcess]
                 assert await c2.lock("S3", ttl_ms=10).try_acquire() is None
                 assert await s.renew() > 0
             assert await c2.lock("S3", ttl_ms=10).try_acquire() == 2
+            # Read-write lock handle: readers share, the writer's token survives a downgrade.
+            rw, other_rw = c1.rwlock("H-rw"), c2.rwlock("H-rw")
+            async with rw.read(), other_rw.read():
+                assert (await rw.status()).reader_count == 2
+            async with rw.write() as token:
+                assert token == 1 and (await other_rw.status()).writer_holder == rw.holder_id
+                assert await rw.downgrade() == 1
+                assert (await rw.status()).mode == "read"
+            assert (await rw.status()).mode == "free"
+            # Rate limiter handle (one token per 100 s: the test's speed does not matter).
+            limiter = c2.rate_limiter("H-rate", capacity=2, rate=0.01)
+            assert [await limiter.try_acquire() for _ in range(3)] == [True, True, False]
+            assert await limiter.available() == 0
+            await limiter.reset()
+            assert await limiter.acquire(2) == 0
+            with pytest.raises(CoordinationError, match="requested tokens exceed capacity"):
+                await limiter.acquire(3)
+            with pytest.raises(ValueError, match="positive finite"):
+                c2.rate_limiter("H-rate", capacity=2, rate=float("nan"))
 
     asyncio.run(go())
 
