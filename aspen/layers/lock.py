@@ -108,10 +108,10 @@ def read_record(reader: KvReader, key: str) -> LockRecord | None:
         record = LockRecord(
             doc["holder_id"], doc["fencing_token"], doc["acquired_at_ms"], doc["ttl_ms"], doc["deadline_ms"]
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
         raise Rejected(f"corrupted data in key '{storage_key(key)}': not a lock record") from None
     ints = (record.fencing_token, record.acquired_at_ms, record.ttl_ms, record.deadline_ms)
-    if type(record.holder_id) is not str or any(type(n) is not int for n in ints):
+    if type(record.holder_id) is not str or any(type(n) is not int or not 0 <= n <= U64_MAX for n in ints):
         raise Rejected(f"corrupted data in key '{storage_key(key)}': not a lock record")
     return record
 

@@ -99,9 +99,15 @@ def _read(reader: KvReader, key: str) -> _Bucket | None:
     try:
         doc = json.loads(raw)
         tokens, last = doc["tokens"], doc["last_update_ms"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
         tokens = last = None
-    if type(tokens) not in (int, float) or type(last) is not int or not math.isfinite(tokens):
+    if (
+        type(tokens) not in (int, float)
+        or type(last) is not int
+        or not math.isfinite(tokens)
+        or tokens < 0
+        or not 0 <= last <= U64_MAX
+    ):
         raise Rejected(f"corrupted data in key '{storage_key(key)}': not a rate limiter bucket")
     return _Bucket(float(tokens), last)
 

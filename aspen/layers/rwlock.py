@@ -89,9 +89,13 @@ class RwState:
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _u64(n: object) -> bool:
+    return type(n) is int and 0 <= n <= U64_MAX
+
+
 def _holders(items: Any) -> tuple[Holder, ...]:
     out = tuple(Holder(i["holder_id"], i["deadline_ms"]) for i in items)
-    if any(type(h.holder_id) is not str or type(h.deadline_ms) is not int for h in out):
+    if any(type(h.holder_id) is not str or not _u64(h.deadline_ms) for h in out):
         raise TypeError("bad holder")
     return out
 
@@ -106,16 +110,16 @@ def read_state(reader: KvReader, name: str) -> RwState:
         writer = None if w is None else Writer(w["holder_id"], w["fencing_token"], w["deadline_ms"])
         if writer is not None and (
             type(writer.holder_id) is not str
-            or type(writer.fencing_token) is not int
-            or type(writer.deadline_ms) is not int
+            or not _u64(writer.fencing_token)
+            or not _u64(writer.deadline_ms)
         ):
             raise TypeError("bad writer")
         state = RwState(
             doc["fencing_token"], writer, _holders(doc["readers"]), _holders(doc["pending_writers"])
         )
-        if type(state.fencing_token) is not int:
+        if not _u64(state.fencing_token):
             raise TypeError("bad token")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
         raise Rejected(f"corrupted data in key '{storage_key(name)}': not a rwlock record") from None
     return state
 

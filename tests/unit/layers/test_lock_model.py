@@ -189,3 +189,35 @@ def test_a_blocked_lock_set_names_the_member_and_takes_nothing() -> None:
     assert (res.blocked_member, res.blocked_holder) == ("b", "other")
     assert res.error == "lock set blocked: b: lock held by 'other' until 1000ms"
     assert dict(kv.items(lock.PREFIX)) == before
+
+
+def test_corrupt_records_are_reported_never_crash_the_machine() -> None:
+    """A raw `kv set` can put anything under a layer's prefix; every layer op then fails cleanly."""
+    from aspen.kv import Write
+    from aspen.layers import ratelimit, rwlock
+
+    bad_values = [b"garbage", b"[]", b"{}", b"[" * 100_000, b'{"holder_id": 1}', b"null"]
+    bad_values.append(b'{"holder_id":"a","fencing_token":-1,"acquired_at_ms":0,"ttl_ms":1,"deadline_ms":5}')
+    bad_values.append(b'{"tokens":-1,"last_update_ms":0}')
+    ops = [
+        (lock.LAYER, lock.PREFIX, LockTryAcquire("k", "a", 10)),
+        (lock.LAYER, lock.PREFIX, LockRelease("k", "a", 1)),
+        (lock.LAYER, lock.PREFIX, LockSetTryAcquire(("j", "k"), "a", 10)),
+        (rwlock.LAYER, rwlock.PREFIX, rwlock.RwLockTryRead("k", "a", 10)),
+        (rwlock.LAYER, rwlock.PREFIX, rwlock.RwLockTryWrite("k", "a", 10, 5)),
+        (ratelimit.LAYER, ratelimit.PREFIX, ratelimit.RateLimiterTryAcquire("k", 1, 5, 1.0)),
+    ]
+    index = 0
+    for value in bad_values:
+        for layer, prefix, op in ops:
+            kv = KvStateMachine(layers=APPLIERS)
+            kv.apply(index := index + 1, Write(prefix + "k", value))
+            res = kv.apply(index := index + 1, layer.command(op, 1_000))
+            assert not res.is_success and "corrupted data in key" in (res.error or ""), (value[:20], op)
+            assert kv.get_entry(prefix + "k").value == value  # type: ignore[union-attr]
+    for value in bad_values:
+        kv = KvStateMachine(layers=APPLIERS)
+        kv.apply(1, Write(rwlock.PREFIX + "k", value))
+        kv.apply(2, Write(ratelimit.PREFIX + "k", value))
+        assert "corrupted" in (rwlock.status(KvView(kv), "k", 0).error or "")
+        assert "corrupted" in (ratelimit.available(KvView(kv), "k", 5, 1.0, 0).error or "")
