@@ -52,10 +52,9 @@ class _Waiter:
     def expired(self) -> bool:
         return self.polls >= _MAX_POLLS or time.monotonic() >= self.deadline
 
-    async def pause(self, at_most_s: float | None = None) -> None:
+    async def pause(self) -> None:
         self.polls += 1
-        wait = self._pause if at_most_s is None else min(self._pause, at_most_s)
-        await asyncio.sleep(max(0.0, min(wait, self.deadline - time.monotonic())))
+        await asyncio.sleep(max(0.0, min(self._pause, self.deadline - time.monotonic())))
         self._pause = min(_POLL_CAP_S, self._pause * 2)
 
 

@@ -183,16 +183,17 @@ def test_every_rwlock_command_on_every_node(cluster: list[NodeProcess]) -> None:
         "error": None,
     }
     assert cli(t1, "rwlock", "status", "R").stdout.strip() == "Mode: free"
-    res = cli(t2, "rwlock", "read", "R", "--holder", "r1")
+    # Long TTLs: nothing may expire while a loaded machine runs this test.
+    res = cli(t2, "rwlock", "read", "R", "--holder", "r1", "--ttl", "300000")
     assert (res.code, res.stdout.strip()) == (0, "Read lock acquired (readers: 1)")
-    res = cli(t3, "rwlock", "try-read", "R", "--holder", "r2", "--ttl", "60000")
+    res = cli(t3, "rwlock", "try-read", "R", "--holder", "r2", "--ttl", "300000")
     assert (res.code, res.stdout.strip()) == (0, "Read lock acquired (readers: 2)")
     assert cli(t1, "rwlock", "status", "R").stdout.strip() == "Read mode (2 readers)"
     code, busy = run_json(t1, "rwlock", "try-write", "R", "--holder", "w")
     assert code == 1 and busy["error"] == "readers hold the lock" and busy["mode"] == "read"
     # Writer preference: a waiting writer holds off new readers, and gets the lock once the readers
     # are gone. It runs in the background while this test releases the readers.
-    wait_args = ["rwlock", "write", "R", "--holder", "w", "--ttl", "60000", "--timeout", "60000"]
+    wait_args = ["rwlock", "write", "R", "--holder", "w", "--ttl", "300000", "--timeout", "60000"]
     writer = subprocess.Popen(
         [sys.executable, "-m", "aspen.cli", "--ticket", t1, "--json", *wait_args],
         stdout=subprocess.PIPE,
@@ -316,7 +317,7 @@ def test_leader_election_terms_renewal_resign_and_expiry(cluster: list[NodeProce
             AspenClient(only(cluster[1])) as c2,
             AspenClient(only(cluster[2])) as c3,
         ):
-            e1, e2 = c1.election("sched", ttl_ms=1_500), c2.election("sched", ttl_ms=1_500)
+            e1, e2 = c1.election("sched", ttl_ms=3_000), c2.election("sched", ttl_ms=3_000)
             term1 = await e1.campaign()
             assert e1.is_leader() and e1.term == term1
             with pytest.raises(LockNotAcquired):
@@ -332,7 +333,7 @@ def test_leader_election_terms_renewal_resign_and_expiry(cluster: list[NodeProce
             # A leader that stops renewing (frozen) loses the lock after its TTL: the next candidate
             # gets the next term, and the frozen one no longer believes it leads.
             await e2._stop_renewing()
-            e3 = c3.election("sched", ttl_ms=1_500)
+            e3 = c3.election("sched", ttl_ms=3_000)
             term3 = await e3.campaign(timeout_ms=30_000)
             assert term3 == term2 + 1 and not e2.is_leader()
             await e3.resign()
