@@ -350,31 +350,64 @@ class Hold:
     client: int
 
 
-async def _contend(nodes: list[NodeProcess], seconds: float, clients: int = 5) -> tuple[list[Hold], int]:
-    """`clients` clients on different nodes take the lock `contended` in turn for `seconds`; inside
-    it each does an unguarded read-modify-write of a KV counter (lost updates if two overlapped)."""
-    stop = time.monotonic() + seconds
+def entering_at(nodes: list[NodeProcess], i: int) -> str:
+    """A ticket naming every node, rotated by `i`: clients enter at different nodes and rotate away
+    from a dead one."""
+    full = ClusterTicket.decode(cli(only(nodes[0]), "--json", "cluster", "ticket").json()["ticket"])
+    return ClusterTicket(cookie=full.cookie, peers=full.peers[i:] + full.peers[:i]).encode()
 
-    async def one(i: int) -> list[Hold]:
-        holds: list[Hold] = []
-        async with AspenClient(only(nodes[i % len(nodes)]), timeout=30) as client:
+
+async def _contend(
+    tickets: list[str],
+    seconds: float,
+    clients: int = 5,
+    *,
+    faults: bool = False,
+    log: list[Hold] | None = None,
+    failures: list[str] | None = None,
+) -> tuple[list[Hold], int]:
+    """`clients` clients entering at different nodes take the lock `contended` in turn for `seconds`;
+    inside it each does an unguarded read-modify-write of a KV counter (lost updates if two
+    overlapped). With `faults`, a failed request (a node being killed) skips that round."""
+    stop = time.monotonic() + seconds
+    holds = [] if log is None else log
+    failed: list[str] = [] if failures is None else failures
+
+    async def one(i: int) -> None:
+        async with AspenClient(tickets[i % len(tickets)], timeout=30) as client:
             lock = client.lock("contended", ttl_ms=20_000, timeout_ms=30_000)
             for _ in range(100_000):
                 if time.monotonic() >= stop:
                     break
-                token = await lock.acquire()
+                try:
+                    token = await lock.acquire()
+                except AspenError:
+                    if not faults:
+                        raise
+                    failed.append("acquire")
+                    continue
                 acquired = time.monotonic()
-                value = int(await client.get("contended-count") or b"0")
-                await client.set("contended-count", str(value + 1).encode())
+                try:
+                    value = int(await client.get("contended-count") or b"0")
+                    await client.set("contended-count", str(value + 1).encode())
+                except AspenError:
+                    if not faults:
+                        raise
+                    failed.append("work")
                 released = time.monotonic()
-                await lock.release()
                 holds.append(Hold(token, acquired, released, i))
-        return holds
+                try:
+                    await lock.release()
+                except AspenError:
+                    if not faults:
+                        raise
+                    failed.append("release")
+                    lock.token = None  # it expires by itself
 
-    per_client = await asyncio.gather(*(one(i) for i in range(clients)))
-    async with AspenClient(only(nodes[0])) as client:
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    async with AspenClient(tickets[0]) as client:
         count = int(await client.get("contended-count") or b"0")
-    return [h for holds in per_client for h in holds], count
+    return holds, count
 
 
 def check_holds(holds: list[Hold], count: int) -> dict[str, int]:
@@ -401,12 +434,54 @@ def test_five_clients_on_three_nodes_never_hold_the_lock_together(
     with SyncAspenClient(only(cluster[0])) as client:
         client.set("contended-count", b"0")
         start = json.loads(client.get("__coord:lock:contended") or b'{"fencing_token": 0}')["fencing_token"]
-    holds, count = asyncio.run(_contend(cluster, seconds))
+    holds, count = asyncio.run(_contend([only(n) for n in cluster], seconds))
     figures = check_holds(holds, count)
     print(f"{seconds:.0f} s, 5 clients on 3 nodes: {figures}")
     assert figures["overlaps"] == 0 and figures["tokens_out_of_order"] == 0 and figures["lost_updates"] == 0
     assert figures["clients_served"] == 5 and figures["acquisitions"] >= 5
     assert sorted(h.token for h in holds) == list(range(start + 1, start + 1 + len(holds)))
+
+
+@pytest.mark.slow
+def test_five_clients_keep_mutual_exclusion_through_a_leader_kill(cluster: list[NodeProcess]) -> None:
+    tickets = [entering_at(cluster, i) for i in range(len(cluster))]
+    holds: list[Hold] = []
+    failures: list[str] = []
+    old = wait_for(lambda: _leader(cluster), timeout=30, what="a leader")
+    victim = next(n for n in cluster if n.node_id == old)
+
+    async def kill_the_leader_mid_run() -> None:
+        deadline = time.monotonic() + 60
+        while len(holds) < 40:  # kill once the run is well under way
+            assert time.monotonic() < deadline, "contention never got going"
+            await asyncio.sleep(0.05)
+        victim.kill9()
+
+    async def go() -> tuple[list[Hold], int]:
+        killer = asyncio.create_task(kill_the_leader_mid_run())
+        # Long enough to outlast the requests stuck on the dead leader (they time out after 30 s).
+        result = await _contend(tickets, 45.0, faults=True, log=holds, failures=failures)
+        await killer
+        return result
+
+    try:
+        _, count = asyncio.run(go())
+    finally:
+        victim.start()
+    figures = check_holds(holds, count)
+    after_kill = sum(1 for h in holds if h.acquired > holds[39].acquired)
+    print(
+        f"45 s, 5 clients, leader {old} killed after 40 acquisitions: {figures}, "
+        f"{after_kill} after the kill, failed requests: {len(failures)}"
+    )
+    assert figures["overlaps"] == 0 and figures["tokens_out_of_order"] == 0
+    assert after_kill > 0, "no acquisition after the leader kill"
+    wait_for(
+        lambda: cli(only(victim), "kv", "get", "contended-count", "--timeout", "5000").code == 0,
+        timeout=60,
+        interval=0.5,
+        what="the restarted node serving reads",
+    )
 
 
 # ------------------------------------------------------------------------------ must show 4 (lock) --
