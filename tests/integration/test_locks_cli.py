@@ -467,7 +467,8 @@ def test_five_clients_keep_mutual_exclusion_through_a_leader_kill(cluster: list[
     try:
         _, count = asyncio.run(go())
     finally:
-        victim.start()
+        if victim.proc is None or victim.proc.poll() is not None:  # killed (a failure may come first)
+            victim.start()
     figures = check_holds(holds, count)
     after_kill = sum(1 for h in holds if h.acquired > holds[39].acquired)
     print(
