@@ -92,11 +92,15 @@ class LockMixin:
         if timeout_ms < 1:
             return await self._call_waiting(make(timeout_ms), kind, 0)  # let the node reject it
         deadline = time.monotonic() + timeout_ms / 1000
-        while True:
+        res: R | None = None
+        # Bounded: each round waits a whole chunk on the node (the last one what is left).
+        for _ in range(timeout_ms // _WAIT_CHUNK_MS + 2):
             chunk = max(1, min(_WAIT_CHUNK_MS, int((deadline - time.monotonic()) * 1000)))
             res = await self._call_waiting(make(chunk), kind, chunk)
             if not _timed_out(getattr(res, "error", None)) or time.monotonic() >= deadline:
-                return res
+                break
+        assert res is not None
+        return res
 
     # ------------------------------------------------------------------------------------ lock --
     async def lock_acquire(
