@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
+
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
@@ -126,9 +128,10 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
+    | LockRequest
 )
 
-CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult
+CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult | LockResponse
 
 WRITE_REQUESTS = frozenset(
     {
@@ -141,9 +144,17 @@ WRITE_REQUESTS = frozenset(
         "SignedCounterAdd",
         "SequenceNext",
         "SequenceReserve",
+        *LOCK_WRITE_REQUESTS,
     }
 )
-READ_REQUESTS = frozenset({"CounterGet", "SignedCounterGet", "SequenceCurrent"})
+READ_REQUESTS = frozenset(
+    {
+        "CounterGet",
+        "SignedCounterGet",
+        "SequenceCurrent",
+        *LOCK_READ_REQUESTS,
+    }
+)
 
 __all__ = [
     "READ_REQUESTS",

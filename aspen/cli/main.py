@@ -21,7 +21,10 @@ from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.counter import counter_group
 from aspen.cli.kv import kv_group
 from aspen.cli.lease import lease_group
+from aspen.cli.lock import lock_group
 from aspen.cli.output import Output, emit
+from aspen.cli.ratelimit import ratelimit_group
+from aspen.cli.rwlock import rwlock_group
 from aspen.cli.sequence import sequence_group
 from aspen.cli.verify import verify_group
 from aspen.rpc.ticket import TicketError
@@ -53,6 +56,9 @@ cli.add_command(sequence_group)
 cli.add_command(lease_group)
 cli.add_command(verify_group)
 cli.add_command(blob_group)
+cli.add_command(lock_group)
+cli.add_command(rwlock_group)
+cli.add_command(ratelimit_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

@@ -11,7 +11,9 @@ from aspen.api.errors import (
 from aspen.api.messages import DeleteOperation, KeyExists, KeyNotExists, SetOperation, ValueEquals
 from aspen.client.client import AspenClient, load_ticket
 from aspen.client.coordination import CoordinationError
+from aspen.client.election import Election
 from aspen.client.leases import Lease
+from aspen.client.locks import LockNotAcquired
 from aspen.client.sync import SyncAspenClient
 
 __all__ = [
@@ -20,9 +22,11 @@ __all__ = [
     "ConnectionFailedError",
     "CoordinationError",
     "DeleteOperation",
+    "Election",
     "KeyExists",
     "KeyNotExists",
     "Lease",
+    "LockNotAcquired",
     "NotInitializedError",
     "NotLeaderError",
     "OutcomeUnknownError",

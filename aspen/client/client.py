@@ -38,6 +38,7 @@ from aspen.api.lease_messages import LEASE_READS
 from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.client.coordination import CoordinationMixin
 from aspen.client.leases import LeaseMethods
+from aspen.client.locks import LockMixin
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -82,7 +83,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient(CoordinationMixin, LeaseMethods, BlobOps):
+class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(

@@ -1,0 +1,499 @@
+"""Locks, lock sets, read-write locks and rate limiters in the client: flat methods (mixed into
+`AspenClient` through `CoordinationMixin`, returning the wire results, as the CLI wants them) and
+idiomatic handles:
+
+    async with client.lock("jobs", ttl_ms=30_000) as token:      # blocks up to 5 s, then raises
+        await storage.write(data, fencing_token=token)           # released on exit
+
+    rw = client.rwlock("config")
+    async with rw.read():  ...
+    async with rw.write() as token: ...
+
+    limiter = client.rate_limiter("api", capacity=100, rate=10.0)
+    if await limiter.try_acquire(): ...
+
+Handles raise `CoordinationError` (or its subclass `LockNotAcquired`) on a domain failure.
+
+A blocking request waits on the leader, so its RPC deadline is the wait plus a margin, whatever the
+client's default timeout; a long wait is cut into chunks of `_WAIT_CHUNK_MS`, so a request
+forwarded by a follower never outlives the follower's forwarding deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aspen.api import locks as w
+from aspen.api.errors import OutcomeUnknownError, ServiceUnavailableError
+from aspen.client.coordination import CoordinationError
+from aspen.layers.lock import storage_key as lock_storage_key
+
+if TYPE_CHECKING:
+    from aspen.api import messages as m
+    from aspen.client.election import Election
+
+R = TypeVar("R")
+
+DEFAULT_WAIT_MS = 5_000
+DEFAULT_TTL_MS = 30_000
+_WAIT_CHUNK_MS = 15_000
+#: Added to a blocking request's wait for its RPC deadline (proposal + network).
+_MARGIN_S = 15.0
+
+
+class LockNotAcquired(CoordinationError):
+    """A lock (or rwlock, or lock set) could not be acquired in time."""
+
+
+def new_holder_id() -> str:
+    """A holder id unique to this process and call: locks are not re-entrant, holders must differ."""
+    return f"py-{secrets.token_hex(8)}"
+
+
+def check_rate(rate: float) -> float:
+    """`rate` as a float if it is positive and finite, else `ValueError` (checked before sending)."""
+    value = float(rate)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("rate must be a positive finite number")
+    return value
+
+
+def _timed_out(error: str | None) -> bool:
+    return bool(error and error.startswith("operation timed out"))
+
+
+class LockMixin:
+    """Flat lock-family methods; `AspenClient` provides `request`, `_call` and `timeout`."""
+
+    if TYPE_CHECKING:
+        timeout: float
+
+        async def request(self, request: m.Request, *, timeout: float | None = None) -> m.Response: ...
+
+        async def _call(self, request: m.Request, kind: type[R]) -> R: ...
+
+        async def get(self, key: str, *, stale: bool = False) -> bytes | None: ...
+
+    async def _call_waiting(self, request: m.Request, kind: type[R], wait_ms: int) -> R:
+        response = await self.request(request, timeout=max(self.timeout, wait_ms / 1000 + _MARGIN_S))
+        if not isinstance(response, kind):
+            raise ServiceUnavailableError(f"unexpected response {response.type} to {request.type}")
+        return response
+
+    async def _chunked(self, make: Any, kind: type[R], timeout_ms: int) -> R:
+        """Send `make(chunk_ms)` until it succeeds, fails for another reason than the wait, or
+        `timeout_ms` has passed; returns the last result."""
+        if timeout_ms < 1:
+            return await self._call_waiting(make(timeout_ms), kind, 0)  # let the node reject it
+        deadline = time.monotonic() + timeout_ms / 1000
+        res: R | None = None
+        # Bounded: each round waits a whole chunk on the node (the last one what is left).
+        for _ in range(timeout_ms // _WAIT_CHUNK_MS + 2):
+            chunk = max(1, min(_WAIT_CHUNK_MS, int((deadline - time.monotonic()) * 1000)))
+            res = await self._call_waiting(make(chunk), kind, chunk)
+            if not _timed_out(getattr(res, "error", None)) or time.monotonic() >= deadline:
+                break
+        assert res is not None
+        return res
+
+    # ------------------------------------------------------------------------------------ lock --
+    async def lock_acquire(
+        self, key: str, holder_id: str, ttl_ms: int, timeout_ms: int = DEFAULT_WAIT_MS
+    ) -> w.LockResult:
+        """Wait up to `timeout_ms` for the lock; the result carries the fencing token."""
+
+        def make(chunk: int) -> w.LockAcquire:
+            return w.LockAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
+
+        return await self._chunked(make, w.LockResult, timeout_ms)
+
+    async def lock_try_acquire(self, key: str, holder_id: str, ttl_ms: int) -> w.LockResult:
+        request = w.LockTryAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms)
+        return await self._call(request, w.LockResult)
+
+    async def lock_release(self, key: str, holder_id: str, fencing_token: int) -> w.LockResult:
+        request = w.LockRelease(key=key, holder_id=holder_id, fencing_token=fencing_token)
+        return await self._call(request, w.LockResult)
+
+    async def lock_renew(self, key: str, holder_id: str, fencing_token: int, ttl_ms: int) -> w.LockResult:
+        request = w.LockRenew(key=key, holder_id=holder_id, fencing_token=fencing_token, ttl_ms=ttl_ms)
+        return await self._call(request, w.LockResult)
+
+    def lock(
+        self,
+        key: str,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        holder_id: str | None = None,
+        timeout_ms: int = DEFAULT_WAIT_MS,
+    ) -> Lock:
+        return Lock(self, key, ttl_ms=ttl_ms, holder_id=holder_id, timeout_ms=timeout_ms)
+
+    # -------------------------------------------------------------------------------- lock set --
+    async def lock_set_acquire(
+        self, keys: Sequence[str], holder_id: str, ttl_ms: int, timeout_ms: int = DEFAULT_WAIT_MS
+    ) -> w.LockSetResult:
+        def make(chunk: int) -> w.LockSetAcquire:
+            return w.LockSetAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
+
+        return await self._chunked(make, w.LockSetResult, timeout_ms)
+
+    async def lock_set_try_acquire(self, keys: Sequence[str], holder_id: str, ttl_ms: int) -> w.LockSetResult:
+        request = w.LockSetTryAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms)
+        return await self._call(request, w.LockSetResult)
+
+    async def lock_set_release(
+        self, keys: Sequence[str], holder_id: str, fencing_tokens: Sequence[int]
+    ) -> w.LockSetResult:
+        request = w.LockSetRelease(keys=list(keys), holder_id=holder_id, fencing_tokens=list(fencing_tokens))
+        return await self._call(request, w.LockSetResult)
+
+    async def lock_set_renew(
+        self, keys: Sequence[str], holder_id: str, fencing_tokens: Sequence[int], ttl_ms: int
+    ) -> w.LockSetResult:
+        request = w.LockSetRenew(
+            keys=list(keys), holder_id=holder_id, fencing_tokens=list(fencing_tokens), ttl_ms=ttl_ms
+        )
+        return await self._call(request, w.LockSetResult)
+
+    def lock_set(
+        self,
+        keys: Sequence[str],
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        holder_id: str | None = None,
+        timeout_ms: int = DEFAULT_WAIT_MS,
+    ) -> LockSet:
+        return LockSet(self, keys, ttl_ms=ttl_ms, holder_id=holder_id, timeout_ms=timeout_ms)
+
+    # ---------------------------------------------------------------------------- rate limiter --
+    async def rate_limiter_try_acquire(
+        self, key: str, capacity: int, rate: float, tokens: int = 1
+    ) -> w.RateLimiterResult:
+        request = w.RateLimiterTryAcquire(
+            key=key, tokens=tokens, capacity=capacity, refill_rate=check_rate(rate)
+        )
+        return await self._call(request, w.RateLimiterResult)
+
+    async def rate_limiter_acquire(
+        self, key: str, capacity: int, rate: float, tokens: int = 1, timeout_ms: int = DEFAULT_WAIT_MS
+    ) -> w.RateLimiterResult:
+        refill_rate = check_rate(rate)
+
+        def make(chunk: int) -> w.RateLimiterAcquire:
+            return w.RateLimiterAcquire(
+                key=key, tokens=tokens, capacity=capacity, refill_rate=refill_rate, timeout_ms=chunk
+            )
+
+        return await self._chunked(make, w.RateLimiterResult, timeout_ms)
+
+    async def rate_limiter_available(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
+        request = w.RateLimiterAvailable(key=key, capacity=capacity, refill_rate=check_rate(rate))
+        return await self._call(request, w.RateLimiterResult)
+
+    async def rate_limiter_reset(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
+        request = w.RateLimiterReset(key=key, capacity=capacity, refill_rate=check_rate(rate))
+        return await self._call(request, w.RateLimiterResult)
+
+    def rate_limiter(self, key: str, *, capacity: int, rate: float) -> RateLimiter:
+        return RateLimiter(self, key, capacity=capacity, rate=check_rate(rate))
+
+    # ---------------------------------------------------------------------------------- rwlock --
+    async def rwlock_read(
+        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS, timeout_ms: int = DEFAULT_WAIT_MS
+    ) -> w.RWLockAcquireReadResult:
+        def make(chunk: int) -> w.RWLockAcquireRead:
+            return w.RWLockAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
+
+        return await self._chunked(make, w.RWLockAcquireReadResult, timeout_ms)
+
+    async def rwlock_try_read(
+        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> w.RWLockTryAcquireReadResult:
+        request = w.RWLockTryAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms)
+        return await self._call(request, w.RWLockTryAcquireReadResult)
+
+    async def rwlock_write(
+        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS, timeout_ms: int = DEFAULT_WAIT_MS
+    ) -> w.RWLockAcquireWriteResult:
+        def make(chunk: int) -> w.RWLockAcquireWrite:
+            return w.RWLockAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
+
+        return await self._chunked(make, w.RWLockAcquireWriteResult, timeout_ms)
+
+    async def rwlock_try_write(
+        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> w.RWLockTryAcquireWriteResult:
+        request = w.RWLockTryAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms)
+        return await self._call(request, w.RWLockTryAcquireWriteResult)
+
+    async def rwlock_release_read(self, name: str, holder_id: str) -> w.RWLockReleaseReadResult:
+        request = w.RWLockReleaseRead(name=name, holder_id=holder_id)
+        return await self._call(request, w.RWLockReleaseReadResult)
+
+    async def rwlock_release_write(
+        self, name: str, holder_id: str, fencing_token: int
+    ) -> w.RWLockReleaseWriteResult:
+        request = w.RWLockReleaseWrite(name=name, holder_id=holder_id, fencing_token=fencing_token)
+        return await self._call(request, w.RWLockReleaseWriteResult)
+
+    async def rwlock_downgrade(
+        self, name: str, holder_id: str, fencing_token: int, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> w.RWLockDowngradeResult:
+        request = w.RWLockDowngrade(
+            name=name, holder_id=holder_id, fencing_token=fencing_token, ttl_ms=ttl_ms
+        )
+        return await self._call(request, w.RWLockDowngradeResult)
+
+    async def rwlock_status(self, name: str) -> w.RWLockStatusResult:
+        return await self._call(w.RWLockStatus(name=name), w.RWLockStatusResult)
+
+    def rwlock(self, name: str, *, holder_id: str | None = None, ttl_ms: int = DEFAULT_TTL_MS) -> RwLock:
+        return RwLock(self, name, holder_id=holder_id, ttl_ms=ttl_ms)
+
+    # -------------------------------------------------------------------------------- election --
+    def election(self, name: str, *, candidate_id: str | None = None, ttl_ms: int = 10_000) -> Election:
+        """A candidate in leader election `name` (see `aspen.client.election`)."""
+        from aspen.client.election import Election  # the recipe builds on this module
+
+        return Election(self, name, candidate_id=candidate_id, ttl_ms=ttl_ms)
+
+
+# ------------------------------------------------------------------------------------- handles --
+class Lock:
+    """One holder's view of a lock key. `async with` acquires (waiting up to `timeout_ms`), yields
+    the fencing token and releases on exit. Not re-entrant; one handle holds at most once."""
+
+    def __init__(
+        self,
+        client: LockMixin,
+        key: str,
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        holder_id: str | None = None,
+        timeout_ms: int = DEFAULT_WAIT_MS,
+    ) -> None:
+        self._client, self.key, self.ttl_ms, self.timeout_ms = client, key, ttl_ms, timeout_ms
+        self.holder_id = holder_id or new_holder_id()
+        #: The fencing token while held (as far as this handle knows), else None.
+        self.token: int | None = None
+        self.deadline_ms: int | None = None
+
+    async def acquire(self, timeout_ms: int | None = None) -> int:
+        """Wait for the lock; returns the fencing token or raises `LockNotAcquired`."""
+        if self.token is not None:
+            raise CoordinationError(f"lock '{self.key}' is already held by this handle (not re-entrant)")
+        wait = self.timeout_ms if timeout_ms is None else timeout_ms
+        try:
+            res = await self._client.lock_acquire(self.key, self.holder_id, self.ttl_ms, wait)
+        except OutcomeUnknownError:
+            # The acquire may have been applied (the leader failed after commit): look it up. If it
+            # is not visible yet but commits later, the lock stays unused until its TTL runs out.
+            if await self._recover():
+                assert self.token is not None
+                return self.token
+            raise
+        return self._took(res)
+
+    async def try_acquire(self) -> int | None:
+        """The fencing token if the lock was free, else None (raises on a rejected request)."""
+        res = await self._client.lock_try_acquire(self.key, self.holder_id, self.ttl_ms)
+        if not res.is_success and res.holder_id is not None:
+            return None
+        return self._took(res)
+
+    def _took(self, res: w.LockResult) -> int:
+        if not res.is_success or res.fencing_token is None:
+            raise LockNotAcquired(res.error or "lock not acquired")
+        self.token, self.deadline_ms = res.fencing_token, res.deadline_ms
+        return res.fencing_token
+
+    async def _recover(self) -> bool:
+        value = await self._client.get(lock_storage_key(self.key))
+        if value is None:
+            return False
+        record = json.loads(value)
+        if record.get("holder_id") != self.holder_id or not record.get("deadline_ms"):
+            return False
+        self.token, self.deadline_ms = record["fencing_token"], record["deadline_ms"]
+        return True
+
+    async def renew(self, ttl_ms: int | None = None) -> int:
+        """Extend the lock by `ttl_ms` from now (leader's clock); returns the new deadline (Unix ms)."""
+        if self.token is None:
+            raise CoordinationError("lock not held")
+        res = await self._client.lock_renew(self.key, self.holder_id, self.token, ttl_ms or self.ttl_ms)
+        if not res.is_success or res.deadline_ms is None:
+            raise CoordinationError(res.error or "renew failed")
+        self.deadline_ms = res.deadline_ms
+        return res.deadline_ms
+
+    async def release(self) -> None:
+        if self.token is None:
+            return
+        token, self.token, self.deadline_ms = self.token, None, None
+        res = await self._client.lock_release(self.key, self.holder_id, token)
+        if not res.is_success:
+            raise CoordinationError(res.error or "release failed")
+
+    async def __aenter__(self) -> int:
+        return await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
+
+
+class LockSet:
+    """Several lock keys taken all or nothing; `async with` yields the tokens (aligned with `keys`)."""
+
+    def __init__(
+        self,
+        client: LockMixin,
+        keys: Sequence[str],
+        *,
+        ttl_ms: int = DEFAULT_TTL_MS,
+        holder_id: str | None = None,
+        timeout_ms: int = DEFAULT_WAIT_MS,
+    ) -> None:
+        self._client, self.keys, self.ttl_ms, self.timeout_ms = client, list(keys), ttl_ms, timeout_ms
+        self.holder_id = holder_id or new_holder_id()
+        self.tokens: list[int] | None = None
+
+    def _took(self, res: w.LockSetResult) -> list[int]:
+        if not res.is_success or res.fencing_tokens is None:
+            raise LockNotAcquired(res.error or "lock set not acquired")
+        self.tokens = list(res.fencing_tokens)
+        return self.tokens
+
+    async def acquire(self, timeout_ms: int | None = None) -> list[int]:
+        wait = self.timeout_ms if timeout_ms is None else timeout_ms
+        return self._took(await self._client.lock_set_acquire(self.keys, self.holder_id, self.ttl_ms, wait))
+
+    async def try_acquire(self) -> list[int] | None:
+        res = await self._client.lock_set_try_acquire(self.keys, self.holder_id, self.ttl_ms)
+        if not res.is_success and res.blocked_member is not None:
+            return None
+        return self._took(res)
+
+    async def renew(self, ttl_ms: int | None = None) -> int:
+        if self.tokens is None:
+            raise CoordinationError("lock set not held")
+        res = await self._client.lock_set_renew(self.keys, self.holder_id, self.tokens, ttl_ms or self.ttl_ms)
+        if not res.is_success or res.deadline_ms is None:
+            raise CoordinationError(res.error or "renew failed")
+        return res.deadline_ms
+
+    async def release(self) -> None:
+        if self.tokens is None:
+            return
+        tokens, self.tokens = self.tokens, None
+        res = await self._client.lock_set_release(self.keys, self.holder_id, tokens)
+        if not res.is_success:
+            raise CoordinationError(res.error or "release failed")
+
+    async def __aenter__(self) -> list[int]:
+        return await self.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
+
+
+class RwLock:
+    """One holder's view of a read-write lock: `async with rw.read():` / `async with rw.write() as token:`."""
+
+    def __init__(
+        self, client: LockMixin, name: str, *, holder_id: str | None = None, ttl_ms: int = DEFAULT_TTL_MS
+    ) -> None:
+        self._client, self.name, self.ttl_ms = client, name, ttl_ms
+        self.holder_id = holder_id or new_holder_id()
+        #: The write token while this handle holds the write lock.
+        self._token: int | None = None
+
+    @asynccontextmanager
+    async def read(self, timeout_ms: int = DEFAULT_WAIT_MS) -> AsyncIterator[None]:
+        res = await self._client.rwlock_read(self.name, self.holder_id, self.ttl_ms, timeout_ms)
+        if not res.is_success:
+            raise LockNotAcquired(res.error or "read lock not acquired")
+        try:
+            yield
+        finally:
+            await self._client.rwlock_release_read(self.name, self.holder_id)
+
+    @asynccontextmanager
+    async def write(self, timeout_ms: int = DEFAULT_WAIT_MS) -> AsyncIterator[int]:
+        """Yields the write fencing token; releases the write lock on exit (or the read lock, after
+        `downgrade`)."""
+        res = await self._client.rwlock_write(self.name, self.holder_id, self.ttl_ms, timeout_ms)
+        if not res.is_success or res.fencing_token is None:
+            raise LockNotAcquired(res.error or "write lock not acquired")
+        self._token = res.fencing_token
+        try:
+            yield res.fencing_token
+        finally:
+            if self._token is not None:
+                await self._client.rwlock_release_write(self.name, self.holder_id, self._token)
+            else:
+                await self._client.rwlock_release_read(self.name, self.holder_id)
+
+    async def downgrade(self) -> int:
+        """Turn the write lock held by this handle into a read lock; the token is kept."""
+        token = self._token
+        if token is None:
+            raise CoordinationError("write lock not held")
+        res = await self._client.rwlock_downgrade(self.name, self.holder_id, token, self.ttl_ms)
+        if not res.is_success:
+            raise CoordinationError(res.error or "downgrade failed")
+        self._token = None
+        return token
+
+    async def status(self) -> w.RWLockStatusResult:
+        return await self._client.rwlock_status(self.name)
+
+
+class RateLimiter:
+    """A token bucket of `capacity` tokens refilled at `rate` tokens/s."""
+
+    def __init__(self, client: LockMixin, key: str, *, capacity: int, rate: float) -> None:
+        self._client, self.key, self.capacity, self.rate = client, key, capacity, rate
+
+    async def try_acquire(self, tokens: int = 1) -> bool:
+        res = await self._client.rate_limiter_try_acquire(self.key, self.capacity, self.rate, tokens)
+        if not res.is_success and res.retry_after_ms is None:
+            raise CoordinationError(res.error or "rate limiter failed")
+        return res.is_success
+
+    async def acquire(self, tokens: int = 1, timeout_ms: int = DEFAULT_WAIT_MS) -> int:
+        """Wait for `tokens`; returns the whole tokens left, or raises `CoordinationError`."""
+        res = await self._client.rate_limiter_acquire(self.key, self.capacity, self.rate, tokens, timeout_ms)
+        if not res.is_success or res.tokens_remaining is None:
+            raise CoordinationError(res.error or "rate limited")
+        return res.tokens_remaining
+
+    async def available(self) -> int:
+        res = await self._client.rate_limiter_available(self.key, self.capacity, self.rate)
+        if not res.is_success or res.tokens_remaining is None:
+            raise CoordinationError(res.error or "rate limiter failed")
+        return res.tokens_remaining
+
+    async def reset(self) -> None:
+        res = await self._client.rate_limiter_reset(self.key, self.capacity, self.rate)
+        if not res.is_success:
+            raise CoordinationError(res.error or "rate limiter failed")
+
+
+__all__ = [
+    "Lock",
+    "LockMixin",
+    "LockNotAcquired",
+    "LockSet",
+    "RateLimiter",
+    "RwLock",
+    "check_rate",
+    "new_holder_id",
+]

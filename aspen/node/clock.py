@@ -1,0 +1,13 @@
+"""The leader's wall clock, the only source of time for coordination commands (they carry it)."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    """Unix time in ms on this node."""
+    return int(time.time() * 1000)
+
+
+__all__ = ["now_ms"]

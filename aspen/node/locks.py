@@ -1,0 +1,276 @@
+"""Dispatch of the lock, lock-set, rwlock and rate-limiter requests (mixed into
+`CoordinationHandlers`): wire request → layer op → one proposal → wire result.
+
+Blocking requests (lock/lock-set acquire, rwlock read/write, rate-limiter acquire) are loops *here*,
+on the leader, over the layers' non-blocking ops, bounded by the request's `timeout_ms` (≤ 300 s)
+and by an iteration cap. Between attempts a waiter looks at the leader's local state (a hint, never
+a decision: only an applied command decides) so that it proposes only when an attempt can succeed,
+instead of filling the log with doomed tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aspen.api import locks as w
+from aspen.kv import Rejected
+from aspen.layers import lock, ratelimit, rwlock
+from aspen.node.clock import now_ms
+
+if TYPE_CHECKING:
+    from aspen.kv import KvView
+    from aspen.layers.framework import Layer, Op
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+#: Poll interval of a waiter: from the first value, doubling, to the cap (seconds).
+_POLL_FIRST_S = 0.005
+_POLL_CAP_S = 0.05
+#: Hard cap on the iterations of one wait (the deadline normally ends it far earlier).
+_MAX_POLLS = 100_000
+
+
+def _timed_out(key: str) -> str:
+    return f"operation timed out: lock acquisition for '{lock.storage_key(key)}'"
+
+
+class _Waiter:
+    """Deadline and back-off of one blocking request."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        self.deadline = time.monotonic() + timeout_ms / 1000
+        self._pause = _POLL_FIRST_S
+        self.polls = 0
+
+    def remaining_ms(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+    def expired(self) -> bool:
+        return self.polls >= _MAX_POLLS or time.monotonic() >= self.deadline
+
+    async def pause(self) -> None:
+        self.polls += 1
+        await asyncio.sleep(max(0.0, min(self._pause, self.deadline - time.monotonic())))
+        self._pause = min(_POLL_CAP_S, self._pause * 2)
+
+
+def _lock_result(res: lock.LockResult | lock.LockSetResult) -> w.LockResult:
+    if isinstance(res, lock.LockSetResult):  # cannot happen for single-key ops; keep the type honest
+        return w.LockResult(is_success=False, error=res.error)
+    return w.LockResult(**dataclasses.asdict(res))
+
+
+def _set_result(res: lock.LockResult | lock.LockSetResult) -> w.LockSetResult:
+    if isinstance(res, lock.LockResult):  # the op was rejected before it ran
+        return w.LockSetResult(is_success=False, error=res.error)
+    tokens = None if res.fencing_tokens is None else list(res.fencing_tokens)
+    return w.LockSetResult(**{**dataclasses.asdict(res), "fencing_tokens": tokens})
+
+
+class LockHandlers:
+    """Handlers of the lock-family requests; `CoordinationHandlers` provides the proposer."""
+
+    if TYPE_CHECKING:
+        _barrier: Callable[[bool], Awaitable[None]]
+
+        async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any: ...
+
+        def _view(self) -> KvView: ...
+
+    def lock_handlers(self) -> dict[str, Handler]:
+        return {
+            "LockAcquire": self._lock_acquire,
+            "LockTryAcquire": self._lock_try_acquire,
+            "LockRelease": self._lock_release,
+            "LockRenew": self._lock_renew,
+            "LockSetAcquire": self._lock_set_acquire,
+            "LockSetTryAcquire": self._lock_set_try_acquire,
+            "LockSetRelease": self._lock_set_release,
+            "LockSetRenew": self._lock_set_renew,
+            "RateLimiterTryAcquire": self._rate_try_acquire,
+            "RateLimiterAcquire": self._rate_acquire,
+            "RateLimiterAvailable": self._rate_available,
+            "RateLimiterReset": self._rate_reset,
+            **{name: self._rwlock for name in w.RWLOCK_RESULTS},
+        }
+
+    # ------------------------------------------------------------------------------------ lock --
+    async def _try_lock(self, key: str, holder_id: str, ttl_ms: int) -> lock.LockResult:
+        op = lock.LockTryAcquire(key, holder_id, ttl_ms)
+        res: lock.LockResult = await self._propose(lock.LAYER, op, len(key) + len(holder_id))
+        return res
+
+    async def _lock_try_acquire(self, req: w.LockTryAcquire) -> w.LockResult:
+        return _lock_result(await self._try_lock(req.key, req.holder_id, req.ttl_ms))
+
+    async def _lock_acquire(self, req: w.LockAcquire) -> w.LockResult:
+        error = lock.check_wait(req.timeout_ms)
+        if error is not None:
+            return w.LockResult(is_success=False, error=error)
+        waiter = _Waiter(req.timeout_ms)
+        last: lock.LockResult | None = None
+        while True:
+            hint = lock.peek(self._view(), req.key)
+            if last is None or hint is None or hint.is_free(now_ms()):
+                last = await self._try_lock(req.key, req.holder_id, req.ttl_ms)
+                # Success, or a rejection (bad input, corrupt record: no holder named) ends the wait.
+                if last.is_success or last.holder_id is None:
+                    return _lock_result(last)
+            if waiter.expired():
+                return w.LockResult(
+                    is_success=False,
+                    holder_id=last.holder_id,
+                    deadline_ms=last.deadline_ms,
+                    error=_timed_out(req.key),
+                )
+            await waiter.pause()
+
+    async def _lock_release(self, req: w.LockRelease) -> w.LockResult:
+        op = lock.LockRelease(req.key, req.holder_id, req.fencing_token)
+        res: lock.LockResult = await self._propose(lock.LAYER, op, len(req.key) + len(req.holder_id))
+        # Reference §6.5: a release answers `fencing_token: null`.
+        return _lock_result(dataclasses.replace(res, fencing_token=None))
+
+    async def _lock_renew(self, req: w.LockRenew) -> w.LockResult:
+        op = lock.LockRenew(req.key, req.holder_id, req.fencing_token, req.ttl_ms)
+        return _lock_result(await self._propose(lock.LAYER, op, len(req.key) + len(req.holder_id)))
+
+    # -------------------------------------------------------------------------------- lock set --
+    async def _try_lock_set(self, keys: list[str], holder_id: str, ttl_ms: int) -> w.LockSetResult:
+        op = lock.LockSetTryAcquire(tuple(keys), holder_id, ttl_ms)
+        size = sum(map(len, keys)) + len(holder_id)
+        return _set_result(await self._propose(lock.LAYER, op, size))
+
+    async def _lock_set_try_acquire(self, req: w.LockSetTryAcquire) -> w.LockSetResult:
+        return await self._try_lock_set(req.keys, req.holder_id, req.ttl_ms)
+
+    async def _lock_set_acquire(self, req: w.LockSetAcquire) -> w.LockSetResult:
+        error = lock.check_wait(req.timeout_ms)
+        if error is not None:
+            return w.LockSetResult(is_success=False, error=error)
+        waiter = _Waiter(req.timeout_ms)
+        last: w.LockSetResult | None = None
+        while True:
+            now = now_ms()
+            hints = [lock.peek(self._view(), k) for k in req.keys]
+            if last is None or all(h is None or h.is_free(now) for h in hints):
+                last = await self._try_lock_set(req.keys, req.holder_id, req.ttl_ms)
+                if last.is_success or last.blocked_member is None:
+                    return last
+            if waiter.expired():
+                return last.model_copy(
+                    update={"error": f"operation timed out: lock set acquisition ({last.error})"}
+                )
+            await waiter.pause()
+
+    async def _lock_set_release(self, req: w.LockSetRelease) -> w.LockSetResult:
+        op = lock.LockSetRelease(tuple(req.keys), req.holder_id, tuple(req.fencing_tokens))
+        return _set_result(await self._propose(lock.LAYER, op, sum(map(len, req.keys))))
+
+    async def _lock_set_renew(self, req: w.LockSetRenew) -> w.LockSetResult:
+        op = lock.LockSetRenew(tuple(req.keys), req.holder_id, tuple(req.fencing_tokens), req.ttl_ms)
+        return _set_result(await self._propose(lock.LAYER, op, sum(map(len, req.keys))))
+
+    # ---------------------------------------------------------------------------- rate limiter --
+    async def _rate_try(
+        self, req: w.RateLimiterTryAcquire | w.RateLimiterAcquire
+    ) -> ratelimit.RateLimiterResult:
+        op = ratelimit.RateLimiterTryAcquire(req.key, req.tokens, req.capacity, float(req.refill_rate))
+        res: ratelimit.RateLimiterResult = await self._propose(ratelimit.LAYER, op, len(req.key))
+        return res
+
+    async def _rate_try_acquire(self, req: w.RateLimiterTryAcquire) -> w.RateLimiterResult:
+        return w.RateLimiterResult(**dataclasses.asdict(await self._rate_try(req)))
+
+    async def _rate_acquire(self, req: w.RateLimiterAcquire) -> w.RateLimiterResult:
+        error = lock.check_wait(req.timeout_ms)
+        if error is not None:
+            return w.RateLimiterResult(is_success=False, error=error)
+        waiter = _Waiter(req.timeout_ms)
+        while True:
+            res = await self._rate_try(req)
+            retry_ms = res.retry_after_ms
+            # Done on success, on a rejection, or when the tokens cannot come before the deadline.
+            if res.is_success or retry_ms is None or retry_ms > waiter.remaining_ms() or waiter.expired():
+                return w.RateLimiterResult(**dataclasses.asdict(res))
+            waiter.polls += 1
+            await asyncio.sleep(retry_ms / 1000)
+
+    async def _rate_available(self, req: w.RateLimiterAvailable) -> w.RateLimiterResult:
+        await self._barrier(False)
+        res = ratelimit.available(self._view(), req.key, req.capacity, float(req.refill_rate), now_ms())
+        return w.RateLimiterResult(**dataclasses.asdict(res))
+
+    async def _rate_reset(self, req: w.RateLimiterReset) -> w.RateLimiterResult:
+        op = ratelimit.RateLimiterReset(req.key, req.capacity, float(req.refill_rate))
+        res: ratelimit.RateLimiterResult = await self._propose(ratelimit.LAYER, op, len(req.key))
+        return w.RateLimiterResult(**dataclasses.asdict(res))
+
+    # ---------------------------------------------------------------------------------- rwlock --
+    async def _rwlock(self, req: Any) -> Any:
+        result_type = w.RWLOCK_RESULTS[req.type]
+        res = await self._rwlock_op(req)
+        return result_type(**dataclasses.asdict(res))
+
+    async def _rwlock_propose(self, op: rwlock.RwLockOp) -> rwlock.RwLockResult:
+        res: rwlock.RwLockResult = await self._propose(rwlock.LAYER, op, len(op.name) + len(op.holder_id))
+        return res
+
+    async def _rwlock_op(self, req: Any) -> rwlock.RwLockResult:
+        if isinstance(req, w.RWLockStatus):
+            await self._barrier(False)
+            return rwlock.status(self._view(), req.name, now_ms())
+        if isinstance(req, w.RWLockTryAcquireRead):
+            return await self._rwlock_propose(rwlock.RwLockTryRead(req.name, req.holder_id, req.ttl_ms))
+        if isinstance(req, w.RWLockTryAcquireWrite):
+            return await self._rwlock_propose(rwlock.RwLockTryWrite(req.name, req.holder_id, req.ttl_ms, 0))
+        if isinstance(req, w.RWLockReleaseRead):
+            return await self._rwlock_propose(rwlock.RwLockReleaseRead(req.name, req.holder_id))
+        if isinstance(req, w.RWLockReleaseWrite):
+            op = rwlock.RwLockReleaseWrite(req.name, req.holder_id, req.fencing_token)
+            return await self._rwlock_propose(op)
+        if isinstance(req, w.RWLockDowngrade):
+            op_d = rwlock.RwLockDowngrade(req.name, req.holder_id, req.fencing_token, req.ttl_ms)
+            return await self._rwlock_propose(op_d)
+        return await self._rwlock_wait(req)
+
+    async def _rwlock_wait(self, req: w.RWLockAcquireRead | w.RWLockAcquireWrite) -> rwlock.RwLockResult:
+        error = lock.check_wait(req.timeout_ms)
+        if error is not None:
+            return rwlock.RwLockResult(is_success=False, error=error)
+        write = isinstance(req, w.RWLockAcquireWrite)
+        waiter = _Waiter(req.timeout_ms)
+        last: rwlock.RwLockResult | None = None
+        while True:
+            if last is None or self._rwlock_may_succeed(req.name, req.holder_id, write):
+                # A writer re-registers as pending for the rest of its wait with every attempt.
+                wait_ms = max(1, waiter.remaining_ms())
+                op: rwlock.RwLockOp = (
+                    rwlock.RwLockTryWrite(req.name, req.holder_id, req.ttl_ms, wait_ms)
+                    if write
+                    else rwlock.RwLockTryRead(req.name, req.holder_id, req.ttl_ms)
+                )
+                last = await self._rwlock_propose(op)
+                # Success, or a failure that waiting cannot cure (rejected input: no state named).
+                if last.is_success or last.mode is None or last.error == "write lock already held":
+                    return last
+            if waiter.expired():
+                kind = "write" if write else "read"
+                return dataclasses.replace(last, error=f"operation timed out: rwlock {kind} acquisition")
+            await waiter.pause()
+
+    def _rwlock_may_succeed(self, name: str, holder_id: str, write: bool) -> bool:
+        try:
+            s = rwlock.read_state(self._view(), name).live(now_ms())
+        except Rejected:  # a corrupt record: let the layer say so
+            return True
+        if write:
+            return s.writer is None and not s.readers
+        return s.writer is None and all(p.holder_id == holder_id for p in s.pending_writers)
+
+
+__all__ = ["LockHandlers"]
