@@ -136,6 +136,9 @@ class NodeService:
         self.metrics = metrics
         self._started = time.monotonic()
         self._leader_clients: dict[int, tuple[bytes, RpcClient]] = {}
+        #: Set when the node a request was forwarded to stops being the leader we know of.
+        self._leader_gone: dict[int, asyncio.Event] = {}
+        raft.on_role_change(self._leader_changed)
         self.exports = SnapshotExports()
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,
@@ -243,14 +246,33 @@ class NodeService:
             raise NotLeaderError("NOT_LEADER", leader or None)
         client = self._leader_client(leader)
         frame = encode_request(request, self._auth, hops=hops + 1, rid=rid)
+        # A leader that died or froze answers nothing and its QUIC connection lingers until the
+        # idle timeout; Raft notices within an election timeout. Stop waiting then, not after 30 s.
+        gone = self._leader_gone.setdefault(leader, asyncio.Event())
+        sent = asyncio.ensure_future(client.request(frame, timeout=FORWARD_TIMEOUT_S))
+        lost = asyncio.ensure_future(gone.wait())
         try:
-            return await client.request(frame, timeout=FORWARD_TIMEOUT_S)
+            await asyncio.wait((sent, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not sent.done():
+            sent.cancel()
+            raise OutcomeUnknownError(
+                f"leader {leader} lost leadership while the forwarded request was in flight; "
+                "it may or may not have been applied"
+            )
+        try:
+            return sent.result()
         except RpcConnectError:
             raise NotLeaderError(
                 "NOT_LEADER", leader
             ) from None  # nothing sent: the client may retry anywhere
         except RpcTransportError as err:
             raise OutcomeUnknownError(f"forwarding to leader {leader} failed: {err}") from None
+
+    def _leader_changed(self, _role: StateRole, leader: int) -> None:
+        for node_id in [n for n in self._leader_gone if n != leader]:
+            self._leader_gone.pop(node_id).set()
 
     def _leader_client(self, leader: int) -> RpcClient:
         context = self.raft.members[leader]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from harness import BackgroundWriter, NodeProcess, cli, form_cluster, read_all, wait_for
 
-from aspen.api.errors import AspenError
+from aspen.api.errors import AspenError, OutcomeUnknownError
 from aspen.client import SyncAspenClient
 from aspen.rpc.ticket import ClusterTicket
 
@@ -134,6 +135,37 @@ def test_leader_kill_fails_over_and_the_old_leader_rejoins(cluster: list[NodePro
     assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}"
     stale = cli(victim.ticket, "--json", "kv", "scan", "failover:", "--limit", "10000", "--stale").json()
     assert stale["count"] >= len(writer.acked)
+
+
+def test_a_write_forwarded_to_a_frozen_leader_fails_when_a_new_leader_is_elected(
+    cluster: list[NodeProcess],
+) -> None:
+    """A follower does not hold a forwarded write for the whole forwarding timeout when its leader
+    froze: once Raft elects another leader it answers TIMEOUT (outcome unknown) at once."""
+    ticket = all_peers_ticket(cluster)
+    old = wait_for(lambda: _current_leader(cluster), what="leader")
+    victim = next(n for n in cluster if n.node_id == old)
+    follower = next(n for n in cluster if n is not victim)
+    victim.signal(signal.SIGSTOP)
+    try:
+
+        async def forwarded_write() -> str:
+            from aspen.client import AspenClient
+
+            async with AspenClient(follower.ticket, timeout=60) as client:
+                try:
+                    await client.set("frozen-leader", b"maybe")
+                except OutcomeUnknownError as err:
+                    return str(err)
+            return "acknowledged"
+
+        outcome = asyncio.run(forwarded_write())
+        assert "lost leadership while the forwarded request was in flight" in outcome, outcome
+    finally:
+        victim.signal(signal.SIGCONT)
+    # The cluster goes on, and the old leader rejoins as a follower.
+    assert cli(ticket, "kv", "set", "after-freeze", "yes").code == 0
+    wait_for(lambda: _applied(victim) >= _applied(follower) > 0, timeout=60, what="old leader catching up")
 
 
 def _applied(node: NodeProcess | list[NodeProcess]) -> int:
