@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aspen.api import semaphore as sem
+
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
@@ -126,9 +128,13 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
+    | sem.SemaphoreAcquire
+    | sem.SemaphoreTryAcquire
+    | sem.SemaphoreRelease
+    | sem.SemaphoreStatus
 )
 
-CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult
+CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult | sem.SemaphoreResult
 
 WRITE_REQUESTS = frozenset(
     {
@@ -141,9 +147,17 @@ WRITE_REQUESTS = frozenset(
         "SignedCounterAdd",
         "SequenceNext",
         "SequenceReserve",
+        *sem.SEMAPHORE_WRITES,
     }
 )
-READ_REQUESTS = frozenset({"CounterGet", "SignedCounterGet", "SequenceCurrent"})
+READ_REQUESTS = frozenset(
+    {
+        "CounterGet",
+        "SignedCounterGet",
+        "SequenceCurrent",
+        *sem.SEMAPHORE_READS,
+    }
+)
 
 __all__ = [
     "READ_REQUESTS",

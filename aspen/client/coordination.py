@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
+from aspen.client.coord_semaphore import SemaphoreMixin
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -35,7 +36,9 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
     return res.value
 
 
-class CoordinationMixin:
+class CoordinationMixin(
+    SemaphoreMixin,
+):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 
     if TYPE_CHECKING:

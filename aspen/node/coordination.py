@@ -8,7 +8,6 @@ Writes reach this code only on the leader (`service.FORWARDED` includes `WRITE_R
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +16,8 @@ from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers import counter, sequence
 from aspen.layers.framework import Layer, Op
+from aspen.node.coord_semaphore import SemaphoreHandlers
+from aspen.node.coord_wait import now_ms
 from aspen.node.state import NodeStateMachine
 
 Propose = Callable[[Any, int], Awaitable[Any]]
@@ -25,10 +26,6 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 #: Log entry size estimate for group-commit accounting: the key plus a fixed allowance.
 _OVERHEAD = 64
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class CoordinationHandlers:
@@ -53,6 +50,7 @@ class CoordinationHandlers:
             "SequenceNext": lambda r: self._sequence(r, 1),
             "SequenceReserve": lambda r: self._sequence(r, r.count),
             "SequenceCurrent": self._sequence_current,
+            **SemaphoreHandlers(self).handlers(),
         }
 
     async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any:
