@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aspen.api import queue as que
 from aspen.api import semaphore as sem
 
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -132,9 +133,13 @@ CoordinationRequest = (
     | sem.SemaphoreTryAcquire
     | sem.SemaphoreRelease
     | sem.SemaphoreStatus
+    | que.QueueRequest
 )
 
-CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult | sem.SemaphoreResult
+CoordinationResponse = (
+    # One line per response type: several layers add theirs here.
+    CounterResult | SignedCounterResult | SequenceResult | sem.SemaphoreResult | que.QueueResponse
+)
 
 WRITE_REQUESTS = frozenset(
     {
@@ -148,6 +153,7 @@ WRITE_REQUESTS = frozenset(
         "SequenceNext",
         "SequenceReserve",
         *sem.SEMAPHORE_WRITES,
+        *que.QUEUE_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
@@ -156,6 +162,7 @@ READ_REQUESTS = frozenset(
         "SignedCounterGet",
         "SequenceCurrent",
         *sem.SEMAPHORE_READS,
+        *que.QUEUE_READS,
     }
 )
 

@@ -20,6 +20,7 @@ from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.counter import counter_group
 from aspen.cli.kv import kv_group
 from aspen.cli.output import Output, emit
+from aspen.cli.queue import queue_group
 from aspen.cli.semaphore import semaphore_group
 from aspen.cli.sequence import sequence_group
 from aspen.rpc.ticket import TicketError
@@ -49,6 +50,7 @@ cli.add_command(cluster_group)
 cli.add_command(counter_group)
 cli.add_command(sequence_group)
 cli.add_command(semaphore_group)
+cli.add_command(queue_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
+from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreMixin
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
 
 class CoordinationMixin(
     SemaphoreMixin,
+    QueueMixin,
 ):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 
