@@ -120,3 +120,181 @@ def test_semaphore_acquire_waits_for_a_release_and_ttl_expiry(cluster: list[Node
             return held
 
     assert asyncio.run(release_then_acquire()) == 1
+
+
+# ------------------------------------------------------------------------------------------ queue --
+def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
+    t1, t2, t3 = (only(n) for n in cluster)
+    assert run_json(
+        t1, "queue", "create", "jobs", "--visibility-timeout", "60000", "--max-attempts", "2"
+    ) == (
+        0,
+        {"is_success": True, "was_created": True, "error": None},
+    )
+    assert run_json(t2, "queue", "create", "jobs")[1]["was_created"] is False
+    assert cli(t3, "queue", "create", "jobs").stdout.strip() == "Queue already exists"
+    assert run_json(t2, "queue", "enqueue", "jobs", "first") == (
+        0,
+        {"is_success": True, "item_id": 1, "error": None},
+    )
+    assert cli(t3, "queue", "enqueue", "jobs", "second", "--group", "g", "--dedup", "d-2").stdout.strip() == (
+        "Enqueued item 2"
+    )
+    # Same dedup id within the window: the original id, no new item.
+    assert run_json(t1, "queue", "enqueue", "jobs", "again", "--dedup", "d-2")[1]["item_id"] == 2
+    items = '[{"payload":"third","message_group_id":"g"},{"payload":"fourth","ttl_ms":600000}]'
+    assert run_json(t1, "queue", "enqueue-batch", "jobs", "--items", items) == (
+        0,
+        {"is_success": True, "item_ids": [3, 4], "error": None},
+    )
+    code, peeked = run_json(t2, "queue", "peek", "jobs", "--max", "3")
+    assert code == 0 and [i["payload"] for i in peeked["items"]] == ["first", "second", "third"]
+    assert all(i["receipt_handle"] == "" and i["delivery_attempts"] == 0 for i in peeked["items"])
+    # FIFO, and per group: "third" (group g) waits while "second" (group g) is in flight.
+    code, got = run_json(
+        t3, "queue", "dequeue", "jobs", "--consumer", "w1", "--visibility", "60000", "--max", "3"
+    )
+    assert code == 0 and [(i["item_id"], i["payload"], i["delivery_attempts"]) for i in got["items"]] == [
+        (1, "first", 1),
+        (2, "second", 1),
+        (4, "fourth", 1),
+    ]
+    receipts = {i["payload"]: i["receipt_handle"] for i in got["items"]}
+    assert set(got) == {"is_success", "items", "error"}
+    assert set(got["items"][0]) == {"item_id", "receipt_handle", "payload", "delivery_attempts"}
+    code, st = run_json(t1, "queue", "status", "jobs")
+    assert (code, st) == (
+        0,
+        {
+            "is_success": True,
+            "queue_name": "jobs",
+            "visible_count": 1,
+            "pending_count": 3,
+            "dlq_count": 0,
+            "error": None,
+        },
+    )
+    assert cli(t2, "queue", "status", "jobs").stdout.strip().splitlines() == [
+        "Queue: jobs",
+        "Visible: 1",
+        "Pending: 3",
+        "DLQ: 0",
+    ]
+    assert run_json(t1, "queue", "ack", "jobs", receipts["first"]) == (
+        0,
+        {"operation": "ack", "is_success": True, "error": None},
+    )
+    code, again = run_json(t2, "queue", "ack", "jobs", receipts["first"])
+    assert code == 1 and again["error"] == "item not found or already processed"
+    code, bad = run_json(t2, "queue", "ack", "jobs", "not-a-receipt")
+    assert code == 1 and bad["error"] == "invalid receipt handle format"
+    code, ext = run_json(t3, "queue", "extend", "jobs", receipts["fourth"], "--add", "120000")
+    assert (code, ext) == (0, {"operation": "extend", "is_success": True, "error": None})
+    # Acking "second" frees group g: "third" is handed out next.
+    assert cli(t1, "queue", "ack", "jobs", receipts["second"]).stdout.strip() == "OK"
+    code, got = run_json(t2, "queue", "dequeue", "jobs", "--consumer", "w2", "--visibility", "60000")
+    assert [i["payload"] for i in got["items"]] == ["third"]
+    third = got["items"][0]["receipt_handle"]
+    # nack without --to-dlq: visible again at once; the attempts are kept (max 2 → DLQ at the next
+    # delivery's nack).
+    assert run_json(t3, "queue", "nack", "jobs", third)[1] == {
+        "operation": "nack",
+        "is_success": True,
+        "error": None,
+    }
+    code, got = run_json(t1, "queue", "dequeue", "jobs", "--consumer", "w3", "--visibility", "60000")
+    assert [(i["payload"], i["delivery_attempts"]) for i in got["items"]] == [("third", 2)]
+    third = got["items"][0]["receipt_handle"]
+    assert run_json(t2, "queue", "nack", "jobs", third, "--error", "still failing")[0] == 0
+    code, dead = run_json(t3, "queue", "dlq", "jobs")
+    assert code == 0 and [(i["item_id"], i["payload"]) for i in dead["items"]] == [(3, "third")]
+    assert dead["items"][0]["reason"] == "MaxDeliveryAttemptsExceeded"
+    assert dead["items"][0]["last_error"] == "still failing"
+    # Explicit dead-lettering.
+    assert run_json(t1, "queue", "nack", "jobs", receipts["fourth"], "--to-dlq", "--error", "poison")[0] == 0
+    code, dead = run_json(t2, "queue", "dlq", "jobs", "--max", "10")
+    assert [(i["item_id"], i["reason"]) for i in dead["items"]] == [
+        (3, "MaxDeliveryAttemptsExceeded"),
+        (4, "ExplicitlyRejected"),
+    ]
+    assert run_json(t3, "queue", "redrive", "jobs", "4") == (
+        0,
+        {"operation": "redrive", "is_success": True, "error": None},
+    )
+    code, waited = run_json(
+        t1, "queue", "dequeue-wait", "jobs", "--consumer", "w4", "--visibility", "60000", "--wait", "5000"
+    )
+    assert [(i["item_id"], i["delivery_attempts"]) for i in waited["items"]] == [(4, 1)]
+    human = cli(
+        t2, "queue", "dequeue-wait", "jobs", "--consumer", "w5", "--visibility", "1000", "--wait", "300"
+    )
+    assert human.code == 0 and human.stdout.strip() == "No items"
+    code, deleted = run_json(t3, "queue", "delete", "jobs")
+    assert (code, deleted) == (0, {"is_success": True, "items_deleted": 2, "error": None})
+    code, gone = run_json(t1, "queue", "status", "jobs")
+    assert code == 0 and gone["visible_count"] == gone["pending_count"] == gone["dlq_count"] == 0
+    # Bad input: precise errors (exit 1) or usage errors (exit 2).
+    code, bad = run_json(t1, "queue", "dequeue", "jobs", "--consumer", "", "--visibility", "10")
+    assert code == 1 and bad["error"] == "consumer id cannot be empty"
+    assert cli(t1, "queue", "enqueue-batch", "jobs", "--items", "[1]").code == 2
+    assert cli(t1, "queue", "dequeue", "jobs", "--consumer", "x").code == 2
+
+
+def test_dequeue_wait_returns_an_item_enqueued_while_waiting(cluster: list[NodeProcess]) -> None:
+    async def go() -> list[bytes]:
+        async with AspenClient(only(cluster[1])) as consumer, AspenClient(only(cluster[2])) as producer:
+            waiting = asyncio.ensure_future(
+                consumer.queue("late").dequeue("w", visibility_ms=30_000, wait_ms=20_000)
+            )
+            await producer.queue("late").enqueue(b"hello")
+            return [item.payload for item in await waiting]
+
+    assert asyncio.run(go()) == [b"hello"]
+
+
+def test_consumers_on_three_nodes_get_each_item_exactly_once(cluster: list[NodeProcess]) -> None:
+    total = 60
+
+    async def consume(node: NodeProcess, name: str, ack: bool) -> list[tuple[int, bytes]]:
+        got: list[tuple[int, bytes]] = []
+        async with AspenClient(only(node), timeout=30) as client:
+            q = client.queue("work")
+            for _ in range(total):  # bounded: at most one round per item
+                items = await q.dequeue(name, visibility_ms=60_000, max_items=2, wait_ms=1_000)
+                if not items:
+                    break
+                for item in items:
+                    got.append((item.item_id, item.payload))
+                    if ack:
+                        await q.ack(item.receipt_handle)
+        return got
+
+    async def go() -> list[list[tuple[int, bytes]]]:
+        async with AspenClient(only(cluster[0])) as producer:
+            q = producer.queue("work")
+            assert await q.create(visibility_timeout_ms=60_000, max_delivery_attempts=0)
+            for i in range(total):
+                await q.enqueue(f"job-{i}".encode())
+        return await asyncio.gather(*(consume(n, f"c{n.node_id}", True) for n in cluster))
+
+    per_consumer = asyncio.run(go())
+    every = sorted(item for got in per_consumer for item in got)
+    assert every == [(i + 1, f"job-{i}".encode()) for i in range(total)]
+    assert all(got == sorted(got) for got in per_consumer)  # each consumer sees FIFO order
+
+    # Without acks: items come back after the visibility timeout, to another consumer.
+    async def unacked() -> None:
+        async with AspenClient(only(cluster[0])) as a, AspenClient(only(cluster[2])) as b:
+            await a.queue("redeliver").enqueue(b"x")
+            first = await a.queue("redeliver").dequeue("a", visibility_ms=500)
+            assert [i.delivery_attempts for i in first] == [1]
+            again = await b.queue("redeliver").dequeue("b", visibility_ms=60_000, wait_ms=20_000)
+            assert [(i.item_id, i.delivery_attempts) for i in again] == [(first[0].item_id, 2)]
+            with pytest.raises(Exception, match="receipt handle mismatch"):
+                await a.queue("redeliver").ack(first[0].receipt_handle)
+            await b.queue("redeliver").ack(again[0].receipt_handle)
+            status = await a.queue("redeliver").status()
+            assert (status.visible_count, status.pending_count, status.total_acked) == (0, 0, 1)
+
+    asyncio.run(unacked())
+    print(f"3 consumers on nodes 1-3 dequeued {total} items: each exactly once")
