@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aspen.api import barrier as bar
 from aspen.api import queue as que
 from aspen.api import semaphore as sem
 
@@ -134,11 +135,17 @@ CoordinationRequest = (
     | sem.SemaphoreRelease
     | sem.SemaphoreStatus
     | que.QueueRequest
+    | bar.BarrierRequest
 )
 
 CoordinationResponse = (
     # One line per response type: several layers add theirs here.
-    CounterResult | SignedCounterResult | SequenceResult | sem.SemaphoreResult | que.QueueResponse
+    CounterResult
+    | SignedCounterResult
+    | SequenceResult
+    | sem.SemaphoreResult
+    | que.QueueResponse
+    | bar.BarrierResult
 )
 
 WRITE_REQUESTS = frozenset(
@@ -154,6 +161,7 @@ WRITE_REQUESTS = frozenset(
         "SequenceReserve",
         *sem.SEMAPHORE_WRITES,
         *que.QUEUE_WRITES,
+        *bar.BARRIER_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
@@ -163,6 +171,7 @@ READ_REQUESTS = frozenset(
         "SequenceCurrent",
         *sem.SEMAPHORE_READS,
         *que.QUEUE_READS,
+        *bar.BARRIER_READS,
     }
 )
 

@@ -15,6 +15,7 @@ from click.shell_completion import get_completion_class
 
 from aspen import __version__
 from aspen.api.errors import AspenError
+from aspen.cli.barrier import barrier_group
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.counter import counter_group
@@ -51,6 +52,7 @@ cli.add_command(counter_group)
 cli.add_command(sequence_group)
 cli.add_command(semaphore_group)
 cli.add_command(queue_group)
+cli.add_command(barrier_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

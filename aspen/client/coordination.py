@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
+from aspen.client.coord_barrier import BarrierMixin
 from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreMixin
 
@@ -40,6 +41,7 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
 class CoordinationMixin(
     SemaphoreMixin,
     QueueMixin,
+    BarrierMixin,
 ):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 

@@ -16,6 +16,7 @@ from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers import counter, sequence
 from aspen.layers.framework import Layer, Op
+from aspen.node.coord_barrier import BarrierHandlers
 from aspen.node.coord_queue import QueueHandlers
 from aspen.node.coord_semaphore import SemaphoreHandlers
 from aspen.node.coord_wait import now_ms
@@ -53,6 +54,7 @@ class CoordinationHandlers:
             "SequenceCurrent": self._sequence_current,
             **SemaphoreHandlers(self).handlers(),
             **QueueHandlers(self).handlers(),
+            **BarrierHandlers(self).handlers(),
         }
 
     async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from harness import NodeProcess, cli, form_cluster
@@ -298,3 +299,75 @@ def test_consumers_on_three_nodes_get_each_item_exactly_once(cluster: list[NodeP
 
     asyncio.run(unacked())
     print(f"3 consumers on nodes 1-3 dequeued {total} items: each exactly once")
+
+
+# ---------------------------------------------------------------------------------------- barrier --
+def test_every_barrier_command_on_every_node(cluster: list[NodeProcess]) -> None:
+    tickets = [only(n) for n in cluster]
+    t1, t2, t3 = tickets
+    assert run_json(t1, "barrier", "status", "sync") == (
+        0,
+        {
+            "operation": "status",
+            "name": "sync",
+            "is_success": True,
+            "current_count": 0,
+            "required_count": 0,
+            "phase": "waiting",
+            "error": None,
+        },
+    )
+    # Three participants on three nodes: each enter blocks until the third arrives.
+    with ThreadPoolExecutor(3) as pool:
+        entered = list(
+            pool.map(
+                lambda tp: run_json(
+                    tp[0], "barrier", "enter", "sync", "--participant", tp[1], "--count", "3"
+                ),
+                zip(tickets, ["a", "b", "c"], strict=True),
+            )
+        )
+    for code, doc in entered:
+        assert code == 0 and doc["operation"] == "enter" and doc["is_success"] is True
+        assert doc["required_count"] == 3 and doc["phase"] in ("ready", "leaving")
+    assert cli(t2, "barrier", "status", "sync").stdout.strip() == "OK (3/3 participants, phase: ready)"
+    with ThreadPoolExecutor(3) as pool:
+        left = list(
+            pool.map(
+                lambda tp: run_json(tp[0], "barrier", "leave", "sync", "--participant", tp[1]),
+                zip(tickets, ["a", "b", "c"], strict=True),
+            )
+        )
+    for code, doc in left:
+        assert (code, doc["operation"], doc["phase"], doc["current_count"]) == (0, "leave", "completed", 0)
+    # Timeouts: a lone participant is not let through; a leave waits for the others to leave.
+    code, lonely = run_json(
+        t3, "barrier", "enter", "solo", "--participant", "a", "--count", "2", "--timeout", "300"
+    )
+    assert code == 1 and lonely["error"] == "barrier enter timeout" and lonely["current_count"] == 1
+    human = cli(t1, "barrier", "enter", "solo", "--participant", "b", "--count", "2")
+    assert human.code == 0 and human.stdout.strip() == "OK (2/2 participants, phase: ready)"
+    code, waiting = run_json(t2, "barrier", "leave", "solo", "--participant", "a", "--timeout", "300")
+    assert code == 1 and waiting["error"] == "barrier leave timeout" and waiting["phase"] == "leaving"
+    assert run_json(t3, "barrier", "leave", "solo", "--participant", "b")[1]["phase"] == "completed"
+    code, bad = run_json(t1, "barrier", "leave", "solo", "--participant", "zed")
+    assert code == 0 and bad["phase"] == "completed"  # nothing to leave: the round is over
+    code, bad = run_json(t1, "barrier", "enter", "x", "--participant", "", "--count", "2")
+    assert code == 1 and bad["error"] == "participant id cannot be empty"
+    assert cli(t1, "barrier", "enter", "x", "--participant", "p", "--count", "0").code == 2
+
+
+def test_barrier_handle_releases_every_client_together(cluster: list[NodeProcess]) -> None:
+    async def worker(node: NodeProcess, me: str) -> tuple[bool, str]:
+        async with AspenClient(only(node)) as client:
+            async with client.barrier("phase", me, count=3) as entered:
+                # Released only once all three were in (a fast one may already be leaving).
+                released = entered.phase in ("ready", "leaving") and entered.required_count == 3
+            status = await client.barrier_status("phase")
+            return released, status.phase
+
+    async def go() -> list[tuple[bool, str]]:
+        return await asyncio.gather(*(worker(n, f"w{n.node_id}") for n in cluster))
+
+    # Everyone was released, and nobody got out of the leave before everyone had left.
+    assert asyncio.run(go()) == [(True, "completed")] * 3
