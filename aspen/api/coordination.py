@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aspen.api import barrier as bar
 from aspen.api import queue as que
+from aspen.api import registry as reg
 from aspen.api import semaphore as sem
 
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -136,6 +137,7 @@ CoordinationRequest = (
     | sem.SemaphoreStatus
     | que.QueueRequest
     | bar.BarrierRequest
+    | reg.ServiceRequest
 )
 
 CoordinationResponse = (
@@ -146,6 +148,7 @@ CoordinationResponse = (
     | sem.SemaphoreResult
     | que.QueueResponse
     | bar.BarrierResult
+    | reg.ServiceResponse
 )
 
 WRITE_REQUESTS = frozenset(
@@ -162,6 +165,7 @@ WRITE_REQUESTS = frozenset(
         *sem.SEMAPHORE_WRITES,
         *que.QUEUE_WRITES,
         *bar.BARRIER_WRITES,
+        *reg.SERVICE_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
@@ -172,6 +176,7 @@ READ_REQUESTS = frozenset(
         *sem.SEMAPHORE_READS,
         *que.QUEUE_READS,
         *bar.BARRIER_READS,
+        *reg.SERVICE_READS,
     }
 )
 

@@ -24,6 +24,7 @@ from aspen.cli.output import Output, emit
 from aspen.cli.queue import queue_group
 from aspen.cli.semaphore import semaphore_group
 from aspen.cli.sequence import sequence_group
+from aspen.cli.service import service_group
 from aspen.rpc.ticket import TicketError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -53,6 +54,7 @@ cli.add_command(sequence_group)
 cli.add_command(semaphore_group)
 cli.add_command(queue_group)
 cli.add_command(barrier_group)
+cli.add_command(service_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

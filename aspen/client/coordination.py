@@ -21,6 +21,7 @@ from aspen.api.errors import AspenError
 from aspen.client.coord_barrier import BarrierMixin
 from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreMixin
+from aspen.client.coord_service import ServiceRegistryMixin
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -42,6 +43,7 @@ class CoordinationMixin(
     SemaphoreMixin,
     QueueMixin,
     BarrierMixin,
+    ServiceRegistryMixin,
 ):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 

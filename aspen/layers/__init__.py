@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aspen.kv.layer import LayerApplier
-from aspen.layers import barrier, counter, queue, semaphore, sequence
+from aspen.layers import barrier, counter, queue, semaphore, sequence, service
 from aspen.layers.framework import Layer
 
 #: Every layer, by its persistent name. Add a new primitive with one line here.
@@ -23,9 +23,10 @@ LAYERS: Final[tuple[Layer[Any, Any], ...]] = (
     semaphore.LAYER,
     queue.LAYER,
     barrier.LAYER,
+    service.LAYER,
 )
 
 APPLIERS: Final[Mapping[str, LayerApplier]] = {layer.name: layer for layer in LAYERS}
 assert len(APPLIERS) == len(LAYERS), "two layers share a name"
 
-__all__ = ["APPLIERS", "LAYERS", "Layer", "barrier", "counter", "queue", "semaphore", "sequence"]
+__all__ = ["APPLIERS", "LAYERS", "Layer", "barrier", "counter", "queue", "semaphore", "sequence", "service"]

@@ -19,6 +19,7 @@ from aspen.layers.framework import Layer, Op
 from aspen.node.coord_barrier import BarrierHandlers
 from aspen.node.coord_queue import QueueHandlers
 from aspen.node.coord_semaphore import SemaphoreHandlers
+from aspen.node.coord_service import ServiceHandlers
 from aspen.node.coord_wait import now_ms
 from aspen.node.state import NodeStateMachine
 
@@ -55,6 +56,7 @@ class CoordinationHandlers:
             **SemaphoreHandlers(self).handlers(),
             **QueueHandlers(self).handlers(),
             **BarrierHandlers(self).handlers(),
+            **ServiceHandlers(self).handlers(),
         }
 
     async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any:

@@ -371,3 +371,122 @@ def test_barrier_handle_releases_every_client_together(cluster: list[NodeProcess
 
     # Everyone was released, and nobody got out of the leave before everyone had left.
     assert asyncio.run(go()) == [(True, "completed")] * 3
+
+
+# ---------------------------------------------------------------------------------------- service --
+def test_every_service_command_on_every_node(cluster: list[NodeProcess]) -> None:
+    t1, t2, t3 = (only(n) for n in cluster)
+    code, reg = run_json(
+        t1, "service", "register", "api", "api-1", "10.0.0.1:80", "--tags", "eu,gpu", "--ttl", "60000"
+    )
+    assert code == 0 and reg["is_success"] is True and reg["error"] is None
+    token1 = reg["fencing_token"]
+    assert isinstance(token1, int)
+    human = cli(
+        t2, "service", "register", "api", "api-2", "10.0.0.2:80", "--svc-version", "2.1.0", "--weight", "7"
+    )
+    assert human.code == 0 and human.stdout.startswith("Registered api/api-2. Fencing token: ")
+    token2 = int(human.stdout.strip().rsplit(" ", 1)[1])
+    assert token2 > token1
+    assert run_json(t3, "service", "register", "web", "w-1", "10.0.0.3:80")[0] == 0
+    code, found = run_json(t3, "service", "discover", "api")
+    assert (code, found) == (
+        0,
+        {
+            "is_success": True,
+            "instances": [
+                {
+                    "instance_id": "api-1",
+                    "address": "10.0.0.1:80",
+                    "version": "1.0.0",
+                    "health": "healthy",
+                    "weight": 100,
+                },
+                {
+                    "instance_id": "api-2",
+                    "address": "10.0.0.2:80",
+                    "version": "2.1.0",
+                    "health": "healthy",
+                    "weight": 7,
+                },
+            ],
+            "error": None,
+        },
+    )
+    assert [
+        i["instance_id"] for i in run_json(t1, "service", "discover", "api", "--tags", "gpu")[1]["instances"]
+    ] == ["api-1"]
+    by_version = run_json(t2, "service", "discover", "api", "--version-prefix", "2.")[1]["instances"]
+    assert [i["instance_id"] for i in by_version] == ["api-2"]
+    assert run_json(t1, "service", "list")[1] == {
+        "is_success": True,
+        "services": ["api", "web"],
+        "error": None,
+    }
+    assert run_json(t2, "service", "list", "a", "--limit", "5")[1]["services"] == ["api"]
+    code, got = run_json(t3, "service", "get", "api", "api-1")
+    assert code == 0 and got["was_found"] is True and got["instance"]["fencing_token"] == token1
+    assert got["instance"]["tags"] == ["eu", "gpu"]
+    assert run_json(t1, "service", "get", "api", "nope")[1]["was_found"] is False
+    ok = {"is_success": True, "error": None}
+    hb = run_json(t2, "service", "heartbeat", "api", "api-1", "--fencing-token", str(token1))
+    assert hb == (0, {"operation": "heartbeat", **ok})
+    health = run_json(
+        t3, "service", "health", "api", "api-1", "--fencing-token", str(token1), "--status", "unhealthy"
+    )
+    assert health == (0, {"operation": "health", **ok})
+    healthy = run_json(t1, "service", "discover", "api", "--healthy-only")[1]["instances"]
+    assert [i["instance_id"] for i in healthy] == ["api-2"]
+    update = run_json(
+        t1,
+        "service",
+        "update",
+        "api",
+        "api-2",
+        "--fencing-token",
+        str(token2),
+        "--svc-version",
+        "2.2.0",
+        "--weight",
+        "9",
+    )
+    assert update == (0, {"operation": "update", **ok})
+    assert run_json(t2, "service", "get", "api", "api-2")[1]["instance"]["version"] == "2.2.0"
+    # A stale token is refused; re-registering hands out a new one.
+    code, stale = run_json(t3, "service", "heartbeat", "api", "api-2", "--fencing-token", str(token1))
+    assert code == 1 and "fencing token mismatch" in str(stale["error"])
+    code, dereg = run_json(t1, "service", "deregister", "api", "api-1", "--fencing-token", str(token1))
+    assert (code, dereg) == (0, {"operation": "deregister", **ok})
+    code, gone = run_json(t2, "service", "heartbeat", "api", "api-1", "--fencing-token", str(token1))
+    assert code == 1 and gone["error"] == "instance not found"
+    # Bad input: usage errors (exit 2) and precise domain errors (exit 1).
+    assert cli(t1, "service", "health", "api", "api-2", "--fencing-token", "1", "--status", "sick").code == 2
+    code, bad = run_json(t1, "service", "register", "api", "", "10.0.0.9:80")
+    assert code == 1 and bad["error"] == "instance id cannot be empty"
+
+
+def test_expired_instances_are_gone_on_every_node(cluster: list[NodeProcess]) -> None:
+    async def go() -> None:
+        async with AspenClient(only(cluster[0])) as client:
+            registry = client.service_registry()
+            first = await registry.register("short", "s-1", "10.1.0.1:80", ttl_ms=600_000)
+            assert [i.instance_id for i in await registry.discover("short")] == ["s-1"]
+            # Re-registering replaces the instance (new token) and here gives it a 1 ms TTL.
+            token = await registry.register("short", "s-1", "10.1.0.1:80", ttl_ms=1)
+            assert token > first
+        for node in cluster:
+            async with AspenClient(only(node)) as client:
+                registry = client.service_registry()
+                # Expiry is judged against the TTL: poll until each node no longer lists it.
+                for _ in range(200):
+                    if not await registry.discover("short"):
+                        break
+                    await asyncio.sleep(0.05)
+                assert await registry.discover("short") == []
+                assert await registry.get("short", "s-1") is None
+                assert "short" not in await registry.services()
+        async with AspenClient(only(cluster[2])) as client:
+            with pytest.raises(Exception, match="instance not found"):
+                await client.service_registry().heartbeat("short", "s-1", token)
+
+    asyncio.run(go())
