@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from harness import NodeProcess, cli, form_cluster
 
-from aspen.client import AspenClient
+from aspen.client import AspenClient, OutcomeUnknownError
 from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
@@ -244,11 +244,27 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
 def test_dequeue_wait_returns_an_item_enqueued_while_waiting(cluster: list[NodeProcess]) -> None:
     async def go() -> list[bytes]:
         async with AspenClient(only(cluster[1])) as consumer, AspenClient(only(cluster[2])) as producer:
-            waiting = asyncio.ensure_future(
-                consumer.queue("late").dequeue("w", visibility_ms=30_000, wait_ms=20_000)
-            )
-            await producer.queue("late").enqueue(b"hello")
-            return [item.payload for item in await waiting]
+
+            async def take() -> list[bytes]:
+                # A leader change can make a dequeue's outcome unknown: the item it may have
+                # claimed comes back after the (short) visibility timeout, so just ask again.
+                for _ in range(5):
+                    try:
+                        items = await consumer.queue("late").dequeue("w", visibility_ms=2_000, wait_ms=20_000)
+                    except OutcomeUnknownError:
+                        continue
+                    return [item.payload for item in items]
+                raise AssertionError("no dequeue outcome in 5 attempts")
+
+            waiting = asyncio.ensure_future(take())
+            # The dedup id makes the enqueue safe to repeat after an unknown outcome.
+            for _ in range(5):
+                try:
+                    await producer.queue("late").enqueue(b"hello", dedup_id="late-1")
+                    break
+                except OutcomeUnknownError:
+                    continue
+            return await waiting
 
     assert asyncio.run(go()) == [b"hello"]
 
@@ -377,18 +393,29 @@ def test_barrier_handle_releases_every_client_together(cluster: list[NodeProcess
 def test_every_service_command_on_every_node(cluster: list[NodeProcess]) -> None:
     t1, t2, t3 = (only(n) for n in cluster)
     code, reg = run_json(
-        t1, "service", "register", "api", "api-1", "10.0.0.1:80", "--tags", "eu,gpu", "--ttl", "60000"
+        t1, "service", "register", "api", "api-1", "10.0.0.1:80", "--tags", "eu,gpu", "--ttl", "600000"
     )
     assert code == 0 and reg["is_success"] is True and reg["error"] is None
     token1 = reg["fencing_token"]
     assert isinstance(token1, int)
     human = cli(
-        t2, "service", "register", "api", "api-2", "10.0.0.2:80", "--svc-version", "2.1.0", "--weight", "7"
+        t2,
+        "service",
+        "register",
+        "api",
+        "api-2",
+        "10.0.0.2:80",
+        "--svc-version",
+        "2.1.0",
+        "--weight",
+        "7",
+        "--ttl",
+        "600000",
     )
     assert human.code == 0 and human.stdout.startswith("Registered api/api-2. Fencing token: ")
     token2 = int(human.stdout.strip().rsplit(" ", 1)[1])
     assert token2 > token1
-    assert run_json(t3, "service", "register", "web", "w-1", "10.0.0.3:80")[0] == 0
+    assert run_json(t3, "service", "register", "web", "w-1", "10.0.0.3:80", "--ttl", "600000")[0] == 0
     code, found = run_json(t3, "service", "discover", "api")
     assert (code, found) == (
         0,
