@@ -98,16 +98,21 @@ def _read(reader: KvReader, name: str, now_ms: int) -> _State | None:
     record = load(reader, key)
     if record is None:
         return None
-    try:
-        capacity = int(record["capacity_permits"])
-        holders = {
-            h["holder_id"]: h
-            for h in record["holders"]
-            if isinstance(h["permits"], int) and int(h["deadline_ms"]) > now_ms
-        }
-    except (KeyError, TypeError, ValueError):
-        raise Rejected(f"corrupted data in key '{key}': not a valid semaphore") from None
-    return _State(capacity, holders)
+    capacity = record.get("capacity_permits")
+    holders = record.get("holders")
+    fields = ("permits", "acquired_at_ms", "deadline_ms")
+    if not (
+        type(capacity) is int
+        and isinstance(holders, list)
+        and all(
+            isinstance(h, dict)
+            and type(h.get("holder_id")) is str
+            and all(type(h.get(f)) is int for f in fields)
+            for h in holders
+        )
+    ):
+        raise Rejected(f"corrupted data in key '{key}': not a valid semaphore")
+    return _State(capacity, {h["holder_id"]: h for h in holders if h["deadline_ms"] > now_ms})
 
 
 def _write(txn: KvTxn, name: str, state: _State) -> None:

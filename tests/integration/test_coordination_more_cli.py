@@ -45,7 +45,18 @@ def test_every_semaphore_command_on_every_node(cluster: list[NodeProcess]) -> No
     t1, t2, t3 = (only(n) for n in cluster)
     base = {"name": "pool", "error": None, "retry_after_ms": None}
     code, doc = run_json(
-        t1, "semaphore", "try-acquire", "pool", "--holder", "a", "--capacity", "3", "--permits", "2"
+        t1,
+        "semaphore",
+        "try-acquire",
+        "pool",
+        "--holder",
+        "a",
+        "--capacity",
+        "3",
+        "--permits",
+        "2",
+        "--ttl",
+        "600000",
     )
     assert (code, doc) == (
         0,
@@ -60,7 +71,18 @@ def test_every_semaphore_command_on_every_node(cluster: list[NodeProcess]) -> No
         },
     )
     code, doc = run_json(
-        t2, "semaphore", "acquire", "pool", "--holder", "b", "--capacity", "3", "--timeout", "5000"
+        t2,
+        "semaphore",
+        "acquire",
+        "pool",
+        "--holder",
+        "b",
+        "--capacity",
+        "3",
+        "--timeout",
+        "5000",
+        "--ttl",
+        "600000",
     )
     assert code == 0 and doc["operation"] == "acquire" and doc["permits_acquired"] == 1
     assert doc["available"] == 0 and doc["capacity_permits"] == 3 == doc["max_permits"]
@@ -97,7 +119,20 @@ def test_semaphore_acquire_waits_for_a_release_and_ttl_expiry(cluster: list[Node
         == 0
     )
     # Holder a is never released: its TTL (judged by the leader's clock) frees the permit.
-    waited = cli(t2, "semaphore", "acquire", "one", "--holder", "b", "--capacity", "1", "--timeout", "20000")
+    waited = cli(
+        t2,
+        "semaphore",
+        "acquire",
+        "one",
+        "--holder",
+        "b",
+        "--capacity",
+        "1",
+        "--timeout",
+        "20000",
+        "--ttl",
+        "600000",
+    )
     assert waited.code == 0, waited.stdout + waited.stderr
 
     async def go() -> None:
@@ -153,7 +188,7 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
     assert all(i["receipt_handle"] == "" and i["delivery_attempts"] == 0 for i in peeked["items"])
     # FIFO, and per group: "third" (group g) waits while "second" (group g) is in flight.
     code, got = run_json(
-        t3, "queue", "dequeue", "jobs", "--consumer", "w1", "--visibility", "60000", "--max", "3"
+        t3, "queue", "dequeue", "jobs", "--consumer", "w1", "--visibility", "600000", "--max", "3"
     )
     assert code == 0 and [(i["item_id"], i["payload"], i["delivery_attempts"]) for i in got["items"]] == [
         (1, "first", 1),
@@ -193,7 +228,7 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
     assert (code, ext) == (0, {"operation": "extend", "is_success": True, "error": None})
     # Acking "second" frees group g: "third" is handed out next.
     assert cli(t1, "queue", "ack", "jobs", receipts["second"]).stdout.strip() == "OK"
-    code, got = run_json(t2, "queue", "dequeue", "jobs", "--consumer", "w2", "--visibility", "60000")
+    code, got = run_json(t2, "queue", "dequeue", "jobs", "--consumer", "w2", "--visibility", "600000")
     assert [i["payload"] for i in got["items"]] == ["third"]
     third = got["items"][0]["receipt_handle"]
     # nack without --to-dlq: visible again at once; the attempts are kept (max 2 → DLQ at the next
@@ -203,7 +238,7 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
         "is_success": True,
         "error": None,
     }
-    code, got = run_json(t1, "queue", "dequeue", "jobs", "--consumer", "w3", "--visibility", "60000")
+    code, got = run_json(t1, "queue", "dequeue", "jobs", "--consumer", "w3", "--visibility", "600000")
     assert [(i["payload"], i["delivery_attempts"]) for i in got["items"]] == [("third", 2)]
     third = got["items"][0]["receipt_handle"]
     assert run_json(t2, "queue", "nack", "jobs", third, "--error", "still failing")[0] == 0
@@ -223,7 +258,7 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
         {"operation": "redrive", "is_success": True, "error": None},
     )
     code, waited = run_json(
-        t1, "queue", "dequeue-wait", "jobs", "--consumer", "w4", "--visibility", "60000", "--wait", "5000"
+        t1, "queue", "dequeue-wait", "jobs", "--consumer", "w4", "--visibility", "600000", "--wait", "5000"
     )
     assert [(i["item_id"], i["delivery_attempts"]) for i in waited["items"]] == [(4, 1)]
     human = cli(
