@@ -25,7 +25,8 @@ Invariants:
 - A receipt handle is `<item_id>:<now_ms>:<nonce>`, the nonce chosen by the proposer; ack, nack
   and extend need the exact handle of the current delivery, so a consumer whose visibility timeout
   passed cannot ack an item redelivered to someone else.
-- Every scan is bounded (`SCAN_LIMIT` keys per category per operation).
+- Every scan is bounded (`SCAN_LIMIT` keys per category per operation). Expired dedup entries are
+  swept a few at a time by enqueues that carry a dedup id (`DEDUP_SWEEP`).
 - Waiting (dequeue-wait) happens in the node, never here.
 """
 
@@ -45,6 +46,8 @@ MAX_VISIBILITY_MS: Final = 3_600_000
 MAX_TTL_MS: Final = 604_800_000
 DEFAULT_MAX_ATTEMPTS: Final = 3
 DEDUP_WINDOW_MS: Final = 300_000
+#: Dedup entries examined (and deleted if expired) by each enqueue that carries a dedup id.
+DEDUP_SWEEP: Final = 2
 MAX_BATCH: Final = 100
 MAX_ITEMS: Final = 100
 #: Base64 inside a JSON record must fit the 1 MiB KV value limit.
@@ -368,6 +371,22 @@ def _delete(txn: KvTxn, op: QueueDelete) -> QueueResult:
     return QueueResult(True, items_deleted=deleted)
 
 
+def _sweep_dedup(txn: KvTxn, name: str, after: str, now_ms: int) -> None:
+    """Delete expired dedup entries among the next `DEDUP_SWEEP` after `after` (wrapping around):
+    each enqueue with a dedup id cleans a little, so expired entries do not pile up."""
+    prefix = _sub(name, "dedup")
+    found = txn.scan(prefix, after=after, limit=DEDUP_SWEEP)
+    if len(found) < DEDUP_SWEEP:
+        found += [kv for kv in txn.scan(prefix, limit=DEDUP_SWEEP - len(found)) if kv[0] < after]
+    for key, raw in found:
+        try:
+            expires = parse(key, raw).get("expires_at_ms")
+        except Rejected:
+            continue  # the enqueue that meets it reports it
+        if type(expires) is int and expires <= now_ms:
+            txn.delete(key)
+
+
 def _enqueue(txn: KvTxn, op: QueueEnqueue, now_ms: int) -> QueueResult:
     meta = _meta(txn, op.name) or _new_meta(None, now_ms)
     ids = []
@@ -399,6 +418,7 @@ def _enqueue(txn: KvTxn, op: QueueEnqueue, now_ms: int) -> QueueResult:
         txn.put(_id_key(op.name, "item", item_id), dump(record))
         if dedup is not None:
             txn.put(dedup_key, dump({"item_id": item_id, "expires_at_ms": now_ms + DEDUP_WINDOW_MS}))
+            _sweep_dedup(txn, op.name, dedup_key, now_ms)
         meta["total_enqueued"] += 1
         ids.append(item_id)
     txn.put(queue_key(op.name), dump(meta))

@@ -250,3 +250,15 @@ def test_receipt_of_a_redelivered_item_is_stale_and_bad_input_is_rejected() -> N
     assert run(QueueEnqueue(Q, ()), 17).error == "batch size must be between 1 and 100"
     status = queue.status(KvView(kv), Q, 18).stats
     assert status is not None and (status.total_enqueued, status.total_acked) == (1, 1)
+
+
+def test_expired_dedup_entries_are_swept_by_later_enqueues() -> None:
+    kv = KvStateMachine(layers=APPLIERS)
+    for n, dedup in enumerate(["a", "b", "c", "d"], start=1):
+        kv.apply(n, queue.LAYER.command(QueueEnqueue(Q, ((b"x", 0, None, dedup),)), now_ms=n))
+    dedup_prefix = queue.queue_key(Q) + ":dedup:"
+    assert [k.rsplit(":", 1)[1] for k, _ in kv.items(dedup_prefix)] == ["a", "b", "c", "d"]
+    later = 1_000_000  # every entry is past its 5 minute window
+    for n, dedup in enumerate(["e", "f"], start=10):
+        kv.apply(n, queue.LAYER.command(QueueEnqueue(Q, ((b"x", 0, None, dedup),)), now_ms=later))
+    assert [k.rsplit(":", 1)[1] for k, _ in kv.items(dedup_prefix)] == ["e", "f"]
