@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from harness import NodeProcess, cli, form_cluster
+from harness import NodeProcess, cli, form_cluster, wait_for
 
 from aspen.client import AspenClient, OutcomeUnknownError
 from aspen.rpc.ticket import ClusterTicket
@@ -552,3 +552,50 @@ def test_expired_instances_are_gone_on_every_node(cluster: list[NodeProcess]) ->
                 await client.service_registry().heartbeat("short", "s-1", token)
 
     asyncio.run(go())
+
+
+# ------------------------------------------------------------------------------ leader failover --
+def _leader(nodes: list[NodeProcess]) -> NodeProcess | None:
+    for n in nodes:
+        res = cli(only(n), "--json", "--timeout", "2000", "cluster", "metrics")
+        if res.code == 0 and res.json().get("state") == "Leader":
+            return n
+    return None
+
+
+def test_queue_and_semaphore_state_survive_a_leader_kill(cluster: list[NodeProcess]) -> None:
+    # Runs last in this module: it kills the leader and restarts it.
+    ticket = cli(only(cluster[0]), "--json", "cluster", "ticket").json()["ticket"]
+    for payload in ("one", "two", "three"):
+        assert cli(ticket, "queue", "enqueue", "durable", payload).code == 0
+    code, got = run_json(ticket, "queue", "dequeue", "durable", "--consumer", "c", "--visibility", "600000")
+    assert code == 0 and [i["payload"] for i in got["items"]] == ["one"]
+    receipt = got["items"][0]["receipt_handle"]
+    assert (
+        cli(
+            ticket, "semaphore", "try-acquire", "dur", "--holder", "h", "--capacity", "2", "--ttl", "600000"
+        ).code
+        == 0
+    )
+    victim = wait_for(lambda: _leader(cluster), timeout=30, what="a leader")
+    victim.kill9()
+    survivors = [n for n in cluster if n is not victim]
+    try:
+        wait_for(lambda: _leader(survivors), timeout=60, interval=0.2, what="a new leader")
+        # The pending delivery, its receipt, the FIFO position, the id sequence and the holder survived.
+        assert run_json(ticket, "queue", "ack", "durable", receipt)[1]["is_success"] is True
+        code, got = run_json(
+            ticket, "queue", "dequeue", "durable", "--consumer", "c", "--visibility", "600000"
+        )
+        assert [(i["item_id"], i["payload"]) for i in got["items"]] == [(2, "two")]
+        assert run_json(ticket, "queue", "enqueue", "durable", "four")[1]["item_id"] == 4
+        assert cli(ticket, "semaphore", "status", "dur").stdout.strip() == "Available: 1/2"
+    finally:
+        victim.start()
+    expected = {"visible_count": 2, "pending_count": 1, "dlq_count": 0}
+
+    def restarted_node_agrees() -> bool:
+        res = cli(only(victim), "--json", "--timeout", "5000", "queue", "status", "durable")
+        return res.code == 0 and {k: res.json()[k] for k in expected} == expected
+
+    wait_for(restarted_node_agrees, timeout=60, interval=0.5, what="the restarted node serving the queue")
