@@ -158,6 +158,31 @@ def test_semaphore_acquire_waits_for_a_release_and_ttl_expiry(cluster: list[Node
     assert asyncio.run(release_then_acquire()) == 1
 
 
+def test_five_clients_on_three_nodes_never_exceed_the_capacity(cluster: list[NodeProcess]) -> None:
+    inside, most, rounds = 0, 0, 5
+
+    async def worker(node: NodeProcess, me: str) -> None:
+        nonlocal inside, most
+        async with AspenClient(only(node)) as client:
+            for _ in range(rounds):
+                async with client.semaphore(
+                    "crit", capacity=2, ttl_ms=600_000, timeout_ms=120_000, holder_id=me
+                ):
+                    inside += 1
+                    most = max(most, inside)
+                    await client.counter("crit-work").incr()  # real work while holding a permit
+                    inside -= 1
+
+    async def go() -> int:
+        await asyncio.gather(*(worker(cluster[i % 3], f"w{i}") for i in range(5)))
+        async with AspenClient(only(cluster[0])) as client:
+            return await client.counter("crit-work").get()
+
+    assert asyncio.run(go()) == 5 * rounds
+    assert 1 <= most <= 2
+    print(f"5 clients x {rounds} acquisitions of a 2-permit semaphore: at most {most} holders at once")
+
+
 # ------------------------------------------------------------------------------------------ queue --
 def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
     t1, t2, t3 = (only(n) for n in cluster)
@@ -349,7 +374,8 @@ def test_consumers_on_three_nodes_get_each_item_exactly_once(cluster: list[NodeP
             assert (status.visible_count, status.pending_count, status.total_acked) == (0, 0, 1)
 
     asyncio.run(unacked())
-    print(f"3 consumers on nodes 1-3 dequeued {total} items: each exactly once")
+    shares = [len(got) for got in per_consumer]
+    print(f"3 consumers on nodes 1-3 dequeued {total} items, {shares} each: every item exactly once")
 
 
 # ---------------------------------------------------------------------------------------- barrier --
