@@ -46,7 +46,6 @@ def _items_output(
         if receipt:
             line += f", receipt: {receipt}"
         if isinstance(item, w.QueueDLQItem):
-            doc |= {"reason": item.reason, "moved_at_ms": item.moved_at_ms, "last_error": item.last_error}
             line += f", reason: {item.reason}"
         items.append(doc)
         lines.append(line + ")")

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from harness import NodeProcess, cli, form_cluster, wait_for
 
-from aspen.client import AspenClient, OutcomeUnknownError
+from aspen.client import AspenClient, OutcomeUnknownError, SyncAspenClient
 from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
@@ -269,15 +269,21 @@ def test_every_queue_command_on_every_node(cluster: list[NodeProcess]) -> None:
     assert run_json(t2, "queue", "nack", "jobs", third, "--error", "still failing")[0] == 0
     code, dead = run_json(t3, "queue", "dlq", "jobs")
     assert code == 0 and [(i["item_id"], i["payload"]) for i in dead["items"]] == [(3, "third")]
-    assert dead["items"][0]["reason"] == "MaxDeliveryAttemptsExceeded"
-    assert dead["items"][0]["last_error"] == "still failing"
+    assert set(dead["items"][0]) == {"item_id", "receipt_handle", "payload", "delivery_attempts"}
+    human = cli(t1, "queue", "dlq", "jobs").stdout.strip().splitlines()
+    assert human == ["Found 1 item(s)", "[3] third (attempts: 2, reason: MaxDeliveryAttemptsExceeded)"]
+    with SyncAspenClient(t2) as client:
+        (letter,) = client.queue_dlq("jobs").items
+        assert (letter.reason, letter.last_error) == ("MaxDeliveryAttemptsExceeded", "still failing")
     # Explicit dead-lettering.
     assert run_json(t1, "queue", "nack", "jobs", receipts["fourth"], "--to-dlq", "--error", "poison")[0] == 0
     code, dead = run_json(t2, "queue", "dlq", "jobs", "--max", "10")
-    assert [(i["item_id"], i["reason"]) for i in dead["items"]] == [
-        (3, "MaxDeliveryAttemptsExceeded"),
-        (4, "ExplicitlyRejected"),
-    ]
+    assert [i["item_id"] for i in dead["items"]] == [3, 4]
+    with SyncAspenClient(t3) as client:
+        assert [(i.item_id, i.reason, i.last_error) for i in client.queue_dlq("jobs", 10).items] == [
+            (3, "MaxDeliveryAttemptsExceeded", "still failing"),
+            (4, "ExplicitlyRejected", "poison"),
+        ]
     assert run_json(t3, "queue", "redrive", "jobs", "4") == (
         0,
         {"operation": "redrive", "is_success": True, "error": None},
