@@ -89,7 +89,7 @@ class Model:
         for i in [i for i, it in self.pending.items() if it.deadline <= now]:
             self.ready[i] = self.pending.pop(i)
         busy = {it.group for it in self.pending.values() if it.group is not None}
-        out = []
+        out: list[tuple[int, int]] = []
         for i in sorted(self.ready):
             if len(out) >= op.max_items:
                 break

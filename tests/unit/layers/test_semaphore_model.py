@@ -101,7 +101,8 @@ def test_semaphores_match_the_model(
         assert (res.is_success, res.permits_acquired) == expected, op
         if res.available is not None and op.name in model.capacity:
             assert res.available == model.available(op.name, now)
-            assert 0 <= res.available <= res.capacity == model.capacity[op.name]
+            assert res.capacity == model.capacity[op.name]
+            assert 0 <= res.available <= res.capacity
         if isinstance(op, SemaphoreTryAcquire) and res.is_success is False and res.error is None:
             assert res.retry_after_ms is not None and res.retry_after_ms >= 1
 
