@@ -13,6 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aspen.api import barrier as bar
+from aspen.api import queue as que
+from aspen.api import registry as reg
+from aspen.api import semaphore as sem
 from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
 
 U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
@@ -128,10 +132,27 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
+    | sem.SemaphoreAcquire
+    | sem.SemaphoreTryAcquire
+    | sem.SemaphoreRelease
+    | sem.SemaphoreStatus
+    | que.QueueRequest
+    | bar.BarrierRequest
+    | reg.ServiceRequest
     | LockRequest
 )
 
-CoordinationResponse = CounterResult | SignedCounterResult | SequenceResult | LockResponse
+CoordinationResponse = (
+    # One line per response type: several layers add theirs here.
+    CounterResult
+    | SignedCounterResult
+    | SequenceResult
+    | sem.SemaphoreResult
+    | que.QueueResponse
+    | bar.BarrierResult
+    | reg.ServiceResponse
+    | LockResponse
+)
 
 WRITE_REQUESTS = frozenset(
     {
@@ -145,6 +166,10 @@ WRITE_REQUESTS = frozenset(
         "SequenceNext",
         "SequenceReserve",
         *LOCK_WRITE_REQUESTS,
+        *sem.SEMAPHORE_WRITES,
+        *que.QUEUE_WRITES,
+        *bar.BARRIER_WRITES,
+        *reg.SERVICE_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
@@ -153,6 +178,10 @@ READ_REQUESTS = frozenset(
         "SignedCounterGet",
         "SequenceCurrent",
         *LOCK_READ_REQUESTS,
+        *sem.SEMAPHORE_READS,
+        *que.QUEUE_READS,
+        *bar.BARRIER_READS,
+        *reg.SERVICE_READS,
     }
 )
 

@@ -10,6 +10,10 @@ from aspen.api.errors import (
 )
 from aspen.api.messages import DeleteOperation, KeyExists, KeyNotExists, SetOperation, ValueEquals
 from aspen.client.client import AspenClient, load_ticket
+from aspen.client.coord_barrier import BarrierError
+from aspen.client.coord_queue import QueueError
+from aspen.client.coord_semaphore import SemaphoreError
+from aspen.client.coord_service import ServiceRegistryError
 from aspen.client.coordination import CoordinationError
 from aspen.client.election import Election
 from aspen.client.leases import Lease
@@ -19,6 +23,7 @@ from aspen.client.sync import SyncAspenClient
 __all__ = [
     "AspenClient",
     "AspenError",
+    "BarrierError",
     "ConnectionFailedError",
     "CoordinationError",
     "DeleteOperation",
@@ -30,6 +35,9 @@ __all__ = [
     "NotInitializedError",
     "NotLeaderError",
     "OutcomeUnknownError",
+    "QueueError",
+    "SemaphoreError",
+    "ServiceRegistryError",
     "SetOperation",
     "SyncAspenClient",
     "UnauthorizedError",

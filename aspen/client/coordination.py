@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
+from aspen.client.coord_barrier import BarrierMixin
+from aspen.client.coord_queue import QueueMixin
+from aspen.client.coord_semaphore import SemaphoreMixin
+from aspen.client.coord_service import ServiceRegistryMixin
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -35,7 +39,12 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
     return res.value
 
 
-class CoordinationMixin:
+class CoordinationMixin(
+    SemaphoreMixin,
+    QueueMixin,
+    BarrierMixin,
+    ServiceRegistryMixin,
+):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 
     if TYPE_CHECKING:

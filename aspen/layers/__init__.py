@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aspen.kv.layer import LayerApplier
-from aspen.layers import counter, lock, ratelimit, rwlock, sequence
+from aspen.layers import barrier, counter, lock, queue, ratelimit, rwlock, semaphore, sequence, service
 from aspen.layers.framework import Layer
 
 #: Every layer, by its persistent name. Add a new primitive with one line here.
@@ -23,9 +23,26 @@ LAYERS: Final[tuple[Layer[Any, Any], ...]] = (
     lock.LAYER,
     rwlock.LAYER,
     ratelimit.LAYER,
+    semaphore.LAYER,
+    queue.LAYER,
+    barrier.LAYER,
+    service.LAYER,
 )
 
 APPLIERS: Final[Mapping[str, LayerApplier]] = {layer.name: layer for layer in LAYERS}
 assert len(APPLIERS) == len(LAYERS), "two layers share a name"
 
-__all__ = ["APPLIERS", "LAYERS", "Layer", "counter", "lock", "ratelimit", "rwlock", "sequence"]
+__all__ = [
+    "APPLIERS",
+    "LAYERS",
+    "Layer",
+    "barrier",
+    "counter",
+    "lock",
+    "queue",
+    "ratelimit",
+    "rwlock",
+    "semaphore",
+    "sequence",
+    "service",
+]

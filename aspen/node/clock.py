@@ -6,7 +6,8 @@ import time
 
 
 def now_ms() -> int:
-    """Unix time in ms on this node."""
+    """Unix time in ms on this node: stamped into proposals (on the leader) and used by reads that
+    judge expiry (lease TTLs, queue visibility); never read inside `apply`."""
     return int(time.time() * 1000)
 
 

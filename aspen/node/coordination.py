@@ -16,7 +16,11 @@ from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers import counter, sequence
 from aspen.layers.framework import Layer, Op
-from aspen.node.clock import now_ms
+from aspen.node.coord_barrier import BarrierHandlers
+from aspen.node.coord_queue import QueueHandlers
+from aspen.node.coord_semaphore import SemaphoreHandlers
+from aspen.node.coord_service import ServiceHandlers
+from aspen.node.coord_wait import now_ms
 from aspen.node.locks import LockHandlers
 from aspen.node.state import NodeStateMachine
 
@@ -51,6 +55,10 @@ class CoordinationHandlers(LockHandlers):
             "SequenceReserve": lambda r: self._sequence(r, r.count),
             "SequenceCurrent": self._sequence_current,
             **self.lock_handlers(),
+            **SemaphoreHandlers(self).handlers(),
+            **QueueHandlers(self).handlers(),
+            **BarrierHandlers(self).handlers(),
+            **ServiceHandlers(self).handlers(),
         }
 
     async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -27,6 +26,7 @@ import structlog
 from aspen import kv
 from aspen.api import lease_messages as lm
 from aspen.api import messages as m
+from aspen.node.clock import now_ms
 from aspen.raft.core.types import StateRole
 from aspen.raft.errors import RaftError
 from aspen.raft.node import RaftNode
@@ -44,17 +44,12 @@ Propose = Callable[[Any, int], Awaitable[Any]]
 Barrier = Callable[[bool], Awaitable[None]]
 
 
-def wall_ms() -> int:
-    """Unix time in ms: the clock lease expiries are expressed in (the leader's, when proposing)."""
-    return time.time_ns() // 1_000_000
-
-
 class LeaseService:
     """Handlers for the lease requests; `NodeService` registers them and calls `_propose`/`_barrier`
     through the callables given here (so this module needs nothing else from it)."""
 
     def __init__(
-        self, state: kv.KvStateMachine, propose: Propose, barrier: Barrier, clock: Callable[[], int] = wall_ms
+        self, state: kv.KvStateMachine, propose: Propose, barrier: Barrier, clock: Callable[[], int] = now_ms
     ) -> None:
         self._kv = state
         self._propose = propose
@@ -153,7 +148,7 @@ class LeaseExpirer:
         state: kv.KvStateMachine,
         *,
         interval_s: float = EXPIRY_INTERVAL_S,
-        clock: Callable[[], int] = wall_ms,
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._raft = raft
         self._kv = state
@@ -203,4 +198,4 @@ class LeaseExpirer:
         return len(ids) == kv.MAX_EXPIRED_PER_COMMAND
 
 
-__all__ = ["ERR_TTL_NOT_FOUND", "LeaseExpirer", "LeaseService", "wall_ms"]
+__all__ = ["ERR_TTL_NOT_FOUND", "LeaseExpirer", "LeaseService"]
