@@ -6,6 +6,7 @@ with a deadline (no sleeps to synchronise); every process started is stopped by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -312,3 +313,47 @@ def form_cluster(
     assert res.code == 0, res.stderr + res.stdout
     assert res.json()["message"] == f"Membership changed to voters: [{', '.join(ids)}]"
     return nodes
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, *, base: int = 10, size: int = 3) -> Iterator[list[NodeProcess]]:
+    """A cluster formed by `form_cluster`, every node stopped (by PID) on the way out."""
+    nodes: list[NodeProcess] = []
+    try:
+        yield form_cluster(root, nodes, size, base=base)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def only(node: NodeProcess) -> str:
+    """A ticket naming this node alone, so every request of its client enters the cluster there."""
+    from aspen.rpc.ticket import ClusterTicket
+
+    ticket = ClusterTicket.decode(node.ticket)
+    return ClusterTicket(cookie=ticket.cookie, peers=ticket.peers[:1]).encode()
+
+
+def run_json(ticket: str, *args: str) -> tuple[int, Any]:
+    """`aspen-cli --json ARGS`: its exit code and its JSON document."""
+    res = cli(ticket, "--json", *args)
+    assert res.stdout, res.stderr
+    return res.code, res.json()
+
+
+def majority_leader(nodes: list[NodeProcess]) -> int | None:
+    """The leader a majority of `nodes` agree on, or None (each asked once, with a short timeout)."""
+    from aspen.api.errors import AspenError
+    from aspen.client import SyncAspenClient
+
+    votes: dict[int, int] = {}
+    for n in nodes:
+        try:
+            with SyncAspenClient(n.ticket, timeout=2) as client:
+                leader = client.raft_metrics().current_leader
+        except AspenError:
+            continue
+        if leader:
+            votes[leader] = votes.get(leader, 0) + 1
+    best = max(votes.items(), key=lambda kv: kv[1], default=(0, 0))
+    return best[0] if best[1] * 2 > len(nodes) else None

@@ -119,7 +119,7 @@ async def get(client: AspenClient, hash_: str, output: str | None) -> Output:
                 else:
                     await client.read_blob_into(hash_, sys.stdout.buffer, first=res, progress=bar)
                 sys.stdout.buffer.flush()
-                return Output({}, "", ok=True)
+                return Output({}, "", printed=True)  # stdout holds the blob: no JSON after it
         elif output is not None:
             res = await client.get_blob(hash_, dest=Path(output), progress=bar)
         else:

@@ -64,13 +64,13 @@ def _merge(ctx: click.Context, kwargs: dict[str, Any]) -> Settings:
     return settings
 
 
-def global_options(fn: F, *, from_env: bool = False, timeout: bool = True) -> F:
+def global_options(fn: F, *, from_env: bool = False) -> F:
     """The global options, for the root group (`from_env=True`) and for every leaf command.
 
     Only the root reads the environment (ASPEN_TICKET, ASPEN_JSON, ASPEN_TIMEOUT, ASPEN_VERBOSE,
     ASPEN_QUIET): the root runs first, so an explicit option on the leaf still overrides it, and a
-    variable never overrides an explicit root option. `timeout=False` leaves `--timeout` to a leaf
-    that has its own (a blocking wait, reference §6.5); the RPC timeout is then set before the group."""
+    variable never overrides an explicit root option. A blocking leaf swaps `--timeout` for its wait
+    (`waits`)."""
 
     def env(name: str) -> str | None:
         return name if from_env else None
@@ -88,15 +88,14 @@ def global_options(fn: F, *, from_env: bool = False, timeout: bool = True) -> F:
         envvar=env("ASPEN_JSON"),
         help="Print JSON. Env: ASPEN_JSON.",
     )(fn)
-    if timeout:
-        fn = click.option(
-            "--timeout",
-            "timeout_ms",
-            type=click.IntRange(min=1),
-            default=None,
-            envvar=env("ASPEN_TIMEOUT"),
-            help="Per-request timeout in ms (default 30000). Env: ASPEN_TIMEOUT.",
-        )(fn)
+    fn = click.option(
+        "--timeout",
+        "timeout_ms",
+        type=click.IntRange(min=1),
+        default=None,
+        envvar=env("ASPEN_TIMEOUT"),
+        help="Per-request timeout in ms (default 30000). Env: ASPEN_TIMEOUT.",
+    )(fn)
     fn = click.option(
         "-v",
         "--verbose",
@@ -127,10 +126,9 @@ def run_client(settings: Settings, fn: Callable[[AspenClient], Awaitable[Output]
 
 
 def command(
-    group: click.Group, name: str, *, own_timeout: bool = False, **attrs: Any
+    group: click.Group, name: str, **attrs: Any
 ) -> Callable[[Callable[..., Awaitable[Output]]], click.Command]:
-    """Register an async command: it receives a connected `AspenClient` first and returns an `Output`.
-    `own_timeout`: the command defines its own `--timeout` (give it another dest than `timeout_ms`)."""
+    """Register an async command: it receives a connected `AspenClient` first and returns an `Output`."""
 
     def wrap(fn: Callable[..., Awaitable[Output]]) -> click.Command:
         @functools.wraps(fn)
@@ -138,6 +136,6 @@ def command(
             settings = _merge(click.get_current_context(), kwargs)
             run_client(settings, lambda client: fn(client, **kwargs))
 
-        return group.command(name, **attrs)(global_options(run, timeout=not own_timeout))
+        return group.command(name, **attrs)(global_options(run))
 
     return wrap

@@ -11,6 +11,7 @@ from aspen.api import locks as w
 from aspen.cli.context import command
 from aspen.cli.counter import U64
 from aspen.cli.output import Output
+from aspen.cli.waiting import waits
 from aspen.client.client import AspenClient
 
 _HUMAN_OK = {
@@ -48,11 +49,11 @@ ttl = click.option("--ttl", "ttl_ms", type=U64, required=True, help="Lock lifeti
 token = click.option("--fencing-token", "fencing_token", type=U64, required=True, help="Token from acquire.")
 
 
-@command(lock_group, "acquire", own_timeout=True)
+@waits(5000, "the lock")
+@command(lock_group, "acquire")
 @click.argument("key")
 @holder
 @ttl
-@click.option("--timeout", "wait_ms", type=U64, default=5000, show_default=True, help="Longest wait in ms.")
 async def acquire(client: AspenClient, key: str, holder_id: str, ttl_ms: int, wait_ms: int) -> Output:
     """Take lock KEY, waiting up to --timeout ms while another holder has it."""
     return lock_output(key, "acquire", await client.lock_acquire(key, holder_id, ttl_ms, wait_ms))

@@ -38,6 +38,8 @@ class Output:
     compact: bool = False
     #: False: the command failed in the domain (exit 1 after printing).
     ok: bool = True
+    #: The command already wrote its result (raw bytes) to stdout: print nothing after it.
+    printed: bool = False
 
 
 class CommandFailed(click.ClickException):
@@ -53,7 +55,9 @@ class CommandFailed(click.ClickException):
 
 
 def emit(out: Output, as_json: bool) -> None:
-    if as_json:
+    if out.printed:
+        pass
+    elif as_json:
         text = json.dumps(out.doc, separators=(",", ":")) if out.compact else json.dumps(out.doc, indent=2)
         click.echo(text)
     elif out.human:

@@ -11,6 +11,7 @@ from aspen.api import locks as w
 from aspen.cli.context import command
 from aspen.cli.counter import U64
 from aspen.cli.output import Output
+from aspen.cli.waiting import waits
 from aspen.client.client import AspenClient
 from aspen.client.locks import check_rate
 
@@ -61,12 +62,12 @@ async def try_acquire(client: AspenClient, key: str, capacity: int, rate: float,
     return rate_output(key, "try_acquire", res)
 
 
-@command(ratelimit_group, "acquire", own_timeout=True)
+@waits(5000, "the tokens")
+@command(ratelimit_group, "acquire")
 @click.argument("key")
 @capacity
 @rate
 @tokens
-@click.option("--timeout", "wait_ms", type=U64, default=5000, show_default=True, help="Longest wait in ms.")
 async def acquire(
     client: AspenClient, key: str, capacity: int, rate: float, tokens: int, wait_ms: int
 ) -> Output:

@@ -11,6 +11,7 @@ import click
 from aspen.cli.context import command
 from aspen.cli.counter import U64
 from aspen.cli.output import Output
+from aspen.cli.waiting import waits
 from aspen.client.client import AspenClient
 
 
@@ -56,17 +57,14 @@ def rwlock_output(name: str, operation: str, res: Any) -> Output:
 
 holder = click.option("--holder", "holder_id", required=True, help="Holder id.")
 ttl = click.option("--ttl", "ttl_ms", type=U64, default=30000, show_default=True, help="Lifetime in ms.")
-wait = click.option(
-    "--timeout", "wait_ms", type=U64, default=5000, show_default=True, help="Longest wait in ms."
-)
 token = click.option("--fencing-token", "fencing_token", type=U64, required=True, help="Write token.")
 
 
-@command(rwlock_group, "read", own_timeout=True)
+@waits(5000, "the read lock")
+@command(rwlock_group, "read")
 @click.argument("name")
 @holder
 @ttl
-@wait
 async def read(client: AspenClient, name: str, holder_id: str, ttl_ms: int, wait_ms: int) -> Output:
     """Take a read lock on NAME, waiting while a writer holds or waits for it."""
     return rwlock_output(name, "read", await client.rwlock_read(name, holder_id, ttl_ms, wait_ms))
@@ -81,11 +79,11 @@ async def try_read(client: AspenClient, name: str, holder_id: str, ttl_ms: int) 
     return rwlock_output(name, "try_read", await client.rwlock_try_read(name, holder_id, ttl_ms))
 
 
-@command(rwlock_group, "write", own_timeout=True)
+@waits(5000, "the write lock")
+@command(rwlock_group, "write")
 @click.argument("name")
 @holder
 @ttl
-@wait
 async def write(client: AspenClient, name: str, holder_id: str, ttl_ms: int, wait_ms: int) -> Output:
     """Take the write lock on NAME, waiting (and holding off new readers) until it is free."""
     return rwlock_output(name, "write", await client.rwlock_write(name, holder_id, ttl_ms, wait_ms))

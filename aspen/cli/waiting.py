@@ -1,4 +1,5 @@
-"""Commands whose own `--timeout` is how long to wait (semaphore acquire, barrier enter/leave).
+"""Commands whose own `--timeout` is how long to wait: lock acquire, rwlock read|write, ratelimit
+acquire, semaphore acquire, barrier enter|leave (reference §6.5, §6.6).
 
 Every leaf command also accepts the global `--timeout` (the per-request RPC budget). For these
 commands the leaf's `--timeout` is the wait, as in reference §6.6, so the global one is dropped from

@@ -33,14 +33,17 @@ async def call_waiting(
     timeout_ms: int,
     again: Callable[[R], bool],
 ) -> R:
-    """Send `make(ms_left)` until `again(result)` is false or `timeout_ms` is used up."""
+    """Send `make(wait_ms)` until `again(result)` is false or `timeout_ms` is used up. Each request
+    asks the node to wait at most one slice (`MAX_WAIT_PER_REQUEST_MS`); the first one carries
+    `timeout_ms` as given (0 = try once, or a value the node rejects), later ones at least 1 ms."""
     deadline = time.monotonic() + timeout_ms / 1000
     rounds = timeout_ms // MAX_WAIT_PER_REQUEST_MS + 2  # the node waits a full slice per round
     result: R | None = None
-    for _ in range(rounds):
-        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
-        budget = max(client.timeout, min(left_ms, MAX_WAIT_PER_REQUEST_MS) / 1000 + TRANSIT_ALLOWANCE_S)
-        request = make(left_ms)
+    for i in range(rounds):
+        left_ms = timeout_ms if i == 0 else max(1, int((deadline - time.monotonic()) * 1000))
+        wait_ms = min(left_ms, MAX_WAIT_PER_REQUEST_MS)
+        budget = max(client.timeout, wait_ms / 1000 + TRANSIT_ALLOWANCE_S)
+        request = make(wait_ms)
         response = await client.request(request, timeout=budget)
         if not isinstance(response, kind):
             raise ServiceUnavailableError(f"unexpected response {response.type} to {request.type}")

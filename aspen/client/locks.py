@@ -15,8 +15,8 @@ idiomatic handles:
 Handles raise `CoordinationError` (or its subclass `LockNotAcquired`) on a domain failure.
 
 A blocking request waits on the leader, so its RPC deadline is the wait plus a margin, whatever the
-client's default timeout; a long wait is cut into chunks of `_WAIT_CHUNK_MS`, so a request
-forwarded by a follower never outlives the follower's forwarding deadline.
+client's default timeout; a long wait is cut into slices (`aspen.client.coord_wait.call_waiting`),
+so a request forwarded by a follower never outlives the follower's forwarding deadline.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api import locks as w
-from aspen.api.errors import OutcomeUnknownError, ServiceUnavailableError
+from aspen.api.errors import OutcomeUnknownError
+from aspen.client.coord_wait import call_waiting
 from aspen.client.coordination import CoordinationError
 from aspen.layers.lock import storage_key as lock_storage_key
 
@@ -42,9 +42,6 @@ R = TypeVar("R")
 
 DEFAULT_WAIT_MS = 5_000
 DEFAULT_TTL_MS = 30_000
-_WAIT_CHUNK_MS = 15_000
-#: Added to a blocking request's wait for its RPC deadline (proposal + network).
-_MARGIN_S = 15.0
 
 
 class LockNotAcquired(CoordinationError):
@@ -64,7 +61,9 @@ def check_rate(rate: float) -> float:
     return value
 
 
-def _timed_out(error: str | None) -> bool:
+def _waited_out(result: Any) -> bool:
+    """The node's wait (one slice of it) ended without the lock or tokens: try again."""
+    error: str | None = getattr(result, "error", None)
     return bool(error and error.startswith("operation timed out"))
 
 
@@ -80,28 +79,6 @@ class LockMixin:
 
         async def get(self, key: str, *, stale: bool = False) -> bytes | None: ...
 
-    async def _call_waiting(self, request: m.Request, kind: type[R], wait_ms: int) -> R:
-        response = await self.request(request, timeout=max(self.timeout, wait_ms / 1000 + _MARGIN_S))
-        if not isinstance(response, kind):
-            raise ServiceUnavailableError(f"unexpected response {response.type} to {request.type}")
-        return response
-
-    async def _chunked(self, make: Any, kind: type[R], timeout_ms: int) -> R:
-        """Send `make(chunk_ms)` until it succeeds, fails for another reason than the wait, or
-        `timeout_ms` has passed; returns the last result."""
-        if timeout_ms < 1:
-            return await self._call_waiting(make(timeout_ms), kind, 0)  # let the node reject it
-        deadline = time.monotonic() + timeout_ms / 1000
-        res: R | None = None
-        # Bounded: each round waits a whole chunk on the node (the last one what is left).
-        for _ in range(timeout_ms // _WAIT_CHUNK_MS + 2):
-            chunk = max(1, min(_WAIT_CHUNK_MS, int((deadline - time.monotonic()) * 1000)))
-            res = await self._call_waiting(make(chunk), kind, chunk)
-            if not _timed_out(getattr(res, "error", None)) or time.monotonic() >= deadline:
-                break
-        assert res is not None
-        return res
-
     # ------------------------------------------------------------------------------------ lock --
     async def lock_acquire(
         self, key: str, holder_id: str, ttl_ms: int, timeout_ms: int = DEFAULT_WAIT_MS
@@ -111,7 +88,7 @@ class LockMixin:
         def make(chunk: int) -> w.LockAcquire:
             return w.LockAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await self._chunked(make, w.LockResult, timeout_ms)
+        return await call_waiting(self, make, w.LockResult, timeout_ms, _waited_out)
 
     async def lock_try_acquire(self, key: str, holder_id: str, ttl_ms: int) -> w.LockResult:
         request = w.LockTryAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms)
@@ -142,7 +119,7 @@ class LockMixin:
         def make(chunk: int) -> w.LockSetAcquire:
             return w.LockSetAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await self._chunked(make, w.LockSetResult, timeout_ms)
+        return await call_waiting(self, make, w.LockSetResult, timeout_ms, _waited_out)
 
     async def lock_set_try_acquire(self, keys: Sequence[str], holder_id: str, ttl_ms: int) -> w.LockSetResult:
         request = w.LockSetTryAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms)
@@ -191,7 +168,7 @@ class LockMixin:
                 key=key, tokens=tokens, capacity=capacity, refill_rate=refill_rate, timeout_ms=chunk
             )
 
-        return await self._chunked(make, w.RateLimiterResult, timeout_ms)
+        return await call_waiting(self, make, w.RateLimiterResult, timeout_ms, _waited_out)
 
     async def rate_limiter_available(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
         request = w.RateLimiterAvailable(key=key, capacity=capacity, refill_rate=check_rate(rate))
@@ -211,7 +188,7 @@ class LockMixin:
         def make(chunk: int) -> w.RWLockAcquireRead:
             return w.RWLockAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await self._chunked(make, w.RWLockAcquireReadResult, timeout_ms)
+        return await call_waiting(self, make, w.RWLockAcquireReadResult, timeout_ms, _waited_out)
 
     async def rwlock_try_read(
         self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
@@ -225,7 +202,7 @@ class LockMixin:
         def make(chunk: int) -> w.RWLockAcquireWrite:
             return w.RWLockAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await self._chunked(make, w.RWLockAcquireWriteResult, timeout_ms)
+        return await call_waiting(self, make, w.RWLockAcquireWriteResult, timeout_ms, _waited_out)
 
     async def rwlock_try_write(
         self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS

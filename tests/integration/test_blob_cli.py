@@ -52,6 +52,8 @@ def test_add_get_has_status_list_shapes(node: NodeProcess, tmp_path: Path) -> No
     assert cli(t, "blob", "get", h).stdout.strip() == "hello blobs"
     got = cli(t, "--json", "blob", "get", h).json()
     assert got == {"was_found": True, "size_bytes": 11, "error": None}
+    # To stdout, the bytes are the whole output, JSON mode or not (nothing printed after them).
+    assert cli(t, "--json", "blob", "get", h, "-o", "-").stdout == "hello blobs"
     assert cli(t, "--json", "blob", "has", h).json() == {"hash": h, "does_exist": True, "error": None}
     status = cli(t, "--json", "blob", "status", h).json()
     assert status["was_found"] and status["complete"] and "user:greeting" in status["tags"]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import BackgroundWriter, NodeProcess, cli, form_cluster, read_all, wait_for
+from harness import BackgroundWriter, NodeProcess, cli, majority_leader, read_all, running_cluster, wait_for
 
 from aspen.api.errors import AspenError, OutcomeUnknownError
 from aspen.client import SyncAspenClient
@@ -21,12 +21,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[NodeProcess]]:
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path, nodes)
-    finally:
-        for n in nodes:
-            n.stop()
+    with running_cluster(tmp_path) as nodes:
+        yield nodes
 
 
 def all_peers_ticket(nodes: list[NodeProcess]) -> str:
@@ -95,32 +91,17 @@ def test_cas_conflicts_are_detected_across_nodes(cluster: list[NodeProcess]) -> 
         assert cli(n.ticket, "kv", "get", "acct").stdout.strip() == "90"
 
 
-def _current_leader(nodes: list[NodeProcess]) -> int | None:
-    """The leader a majority of the given nodes agree on (via the client library, fast to poll)."""
-    votes: dict[int, int] = {}
-    for n in nodes:
-        try:
-            with SyncAspenClient(n.ticket, timeout=1) as client:
-                leader = client.raft_metrics().current_leader
-        except AspenError:
-            continue
-        if leader:
-            votes[leader] = votes.get(leader, 0) + 1
-    best = max(votes.items(), key=lambda kv: kv[1], default=(None, 0))
-    return best[0] if best[1] * 2 > len(nodes) else None
-
-
 def test_leader_kill_fails_over_and_the_old_leader_rejoins(cluster: list[NodeProcess]) -> None:
     ticket = all_peers_ticket(cluster)
     writer = BackgroundWriter(ticket, "failover:").start()
     try:
         writer.wait_acked(50)
-        old = wait_for(lambda: _current_leader(cluster), what="leader")
+        old = wait_for(lambda: majority_leader(cluster), what="leader")
         victim = next(n for n in cluster if n.node_id == old)
         killed_at = time.monotonic()
         victim.kill9()
         survivors = [n for n in cluster if n is not victim]
-        new = wait_for(lambda: (ld := _current_leader(survivors)) not in (None, old) and ld, timeout=30)
+        new = wait_for(lambda: (ld := majority_leader(survivors)) not in (None, old) and ld, timeout=30)
         elapsed = time.monotonic() - killed_at
         print(f"new leader {new} elected {elapsed:.2f}s after kill -9 of leader {old}")
         acked_before = len(writer.acked)
@@ -143,7 +124,7 @@ def test_a_write_forwarded_to_a_frozen_leader_fails_when_a_new_leader_is_elected
     """A follower does not hold a forwarded write for the whole forwarding timeout when its leader
     froze: once Raft elects another leader it answers TIMEOUT (outcome unknown) at once."""
     ticket = all_peers_ticket(cluster)
-    old = wait_for(lambda: _current_leader(cluster), what="leader")
+    old = wait_for(lambda: majority_leader(cluster), what="leader")
     victim = next(n for n in cluster if n.node_id == old)
     follower = next(n for n in cluster if n is not victim)
     victim.signal(signal.SIGSTOP)

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from harness import NodeProcess, cli, form_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
 
 from aspen.client import AspenClient, OutcomeUnknownError, SyncAspenClient
-from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
 
@@ -20,24 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
     # One cluster for the module: the tests use disjoint names, and forming costs seconds of CPU.
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path_factory.mktemp("coord"), nodes, base=70)
-    finally:
-        for n in nodes:
-            n.stop()
-
-
-def only(node: NodeProcess) -> str:
-    """A ticket naming this node alone, so every request of its client enters the cluster there."""
-    ticket = ClusterTicket.decode(node.ticket)
-    return ClusterTicket(cookie=ticket.cookie, peers=ticket.peers[:1]).encode()
-
-
-def run_json(ticket: str, *args: str) -> tuple[int, dict[str, object]]:
-    res = cli(ticket, "--json", *args)
-    assert res.stdout, res.stderr
-    return res.code, res.json()
+    with running_cluster(tmp_path_factory.mktemp("coord"), base=70) as nodes:
+        yield nodes
 
 
 # -------------------------------------------------------------------------------------- semaphore --

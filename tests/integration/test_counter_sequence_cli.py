@@ -8,11 +8,10 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from harness import NodeProcess, cli, form_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
 
 from aspen.api.errors import AspenError
 from aspen.client import AspenClient, SyncAspenClient
-from aspen.rpc.ticket import ClusterTicket
 
 pytestmark = pytest.mark.integration
 
@@ -20,24 +19,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
     # One cluster for the module: these tests use disjoint keys, and forming costs seconds of CPU.
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path_factory.mktemp("layers"), nodes, base=40)
-    finally:
-        for n in nodes:
-            n.stop()
-
-
-def only(node: NodeProcess) -> str:
-    """A ticket naming this node alone, so every request of its client enters the cluster there."""
-    ticket = ClusterTicket.decode(node.ticket)
-    return ClusterTicket(cookie=ticket.cookie, peers=ticket.peers[:1]).encode()
-
-
-def run_json(ticket: str, *args: str) -> tuple[int, dict[str, object]]:
-    res = cli(ticket, "--json", *args)
-    assert res.stdout, res.stderr
-    return res.code, res.json()
+    with running_cluster(tmp_path_factory.mktemp("layers"), base=40) as nodes:
+        yield nodes
 
 
 def test_every_counter_command_on_every_node(cluster: list[NodeProcess]) -> None:

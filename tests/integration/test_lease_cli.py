@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import NodeProcess, cli, form_cluster, wait_for
+from harness import NodeProcess, cli, majority_leader, running_cluster, wait_for
 
 from aspen.api.errors import AspenError
 from aspen.client import AspenClient, SyncAspenClient
@@ -23,31 +23,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path_factory.mktemp("lease"), nodes, base=40)
-    finally:
-        for n in nodes:
-            n.stop()
+    with running_cluster(tmp_path_factory.mktemp("lease"), base=40) as nodes:
+        yield nodes
 
 
 def leader_of(nodes: list[NodeProcess]) -> NodeProcess:
     """The node a majority of `nodes` names as leader (polled until there is one)."""
 
     def find() -> NodeProcess | None:
-        votes: dict[int, int] = {}
-        for n in nodes:
-            try:
-                with SyncAspenClient(n.ticket, timeout=2) as client:
-                    leader = client.raft_metrics().current_leader
-            except AspenError:
-                continue
-            if leader:
-                votes[leader] = votes.get(leader, 0) + 1
-        best = max(votes.items(), key=lambda kv: kv[1], default=(0, 0))
-        if best[1] * 2 <= len(nodes):
-            return None
-        return next((n for n in nodes if n.node_id == best[0]), None)
+        leader = majority_leader(nodes)
+        return next((n for n in nodes if n.node_id == leader), None)
 
     return wait_for(find, timeout=60, interval=0.2, what="a leader")
 
@@ -236,12 +221,8 @@ def test_verify_kv_and_blob_on_three_nodes(cluster: list[NodeProcess]) -> None:
 
 @pytest.fixture
 def fresh_cluster(tmp_path: Path) -> Iterator[list[NodeProcess]]:
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path, nodes, base=50)
-    finally:
-        for n in nodes:
-            n.stop()
+    with running_cluster(tmp_path, base=50) as nodes:
+        yield nodes
 
 
 def test_new_leader_expires_leases_after_the_leader_is_killed(fresh_cluster: list[NodeProcess]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from harness import NodeProcess, cli, form_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
 
 from aspen.api.errors import AspenError
 from aspen.client import AspenClient, CoordinationError, LockNotAcquired, SyncAspenClient
@@ -26,24 +26,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[NodeProcess]]:
-    nodes: list[NodeProcess] = []
-    try:
-        yield form_cluster(tmp_path_factory.mktemp("locks"), nodes, base=60)
-    finally:
-        for n in nodes:
-            n.stop()
-
-
-def only(node: NodeProcess) -> str:
-    """A ticket naming this node alone, so every request of its client enters the cluster there."""
-    ticket = ClusterTicket.decode(node.ticket)
-    return ClusterTicket(cookie=ticket.cookie, peers=ticket.peers[:1]).encode()
-
-
-def run_json(ticket: str, *args: str) -> tuple[int, dict[str, object]]:
-    res = cli(ticket, "--json", *args)
-    assert res.stdout, res.stderr
-    return res.code, res.json()
+    with running_cluster(tmp_path_factory.mktemp("locks"), base=60) as nodes:
+        yield nodes
 
 
 # ------------------------------------------------------------------------------------------ lock --

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from aspen.api import locks as w
-from aspen.client import locks
+from aspen.client import coord_wait
 from aspen.client.locks import LockMixin
 
 TIMED_OUT = "operation timed out: lock acquisition for '__coord:lock:k'"
@@ -35,7 +35,7 @@ class ScriptedNode(LockMixin):
 
 
 def test_a_long_wait_is_sent_in_chunks_until_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(locks, "_WAIT_CHUNK_MS", 40)
+    monkeypatch.setattr(coord_wait, "MAX_WAIT_PER_REQUEST_MS", 40)
     node = ScriptedNode()
     res = asyncio.run(node.lock_acquire("k", "h", 1_000, timeout_ms=100))
     assert res.error == TIMED_OUT
@@ -46,7 +46,7 @@ def test_a_long_wait_is_sent_in_chunks_until_its_deadline(monkeypatch: pytest.Mo
 
 
 def test_the_first_answer_that_is_not_a_timeout_ends_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(locks, "_WAIT_CHUNK_MS", 20)
+    monkeypatch.setattr(coord_wait, "MAX_WAIT_PER_REQUEST_MS", 20)
     node = ScriptedNode(grant_at=2)
     res = asyncio.run(node.lock_acquire("k", "h", 1_000, timeout_ms=10_000))
     assert res.is_success and res.fencing_token == 7 and len(node.sent) == 2
