@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from aspen.api.wire import U64, NodeIdField
+from aspen.api.wire import WireModel as _Model
 
 __all__ = ["BLOB_INLINE_THRESHOLD", "BlobRequest", "BlobResponse"]
 
@@ -20,12 +23,6 @@ BLOB_INLINE_THRESHOLD = 4 * 1024 * 1024
 
 HashText = Annotated[str, Field(max_length=128)]
 TagName = Annotated[str, Field(min_length=1, max_length=256)]
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-NodeIdField = Annotated[int, Field(ge=1, le=2**64 - 1)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------------------- requests --

@@ -9,23 +9,15 @@ validation once at the edge. Each layer adds its models here, plus its names to 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
 from aspen.api import barrier as bar
 from aspen.api import queue as que
 from aspen.api import registry as reg
 from aspen.api import semaphore as sem
 from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
-
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-I64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
-
-
-class _Model(BaseModel):
-    # The configuration of `messages._Model` (which cannot be imported here: messages imports us).
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+from aspen.api.wire import I64, U64
+from aspen.api.wire import WireModel as _Model
 
 
 # ---------------------------------------------------------------------------------------- counter --

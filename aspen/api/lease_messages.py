@@ -12,17 +12,10 @@ absolute expiry the leader stored.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-# Defined here, not imported: aspen.api.messages imports this module to build its unions.
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-
-
-class _Model(BaseModel):
-    # The same strict, closed, immutable models as aspen.api.messages.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+from aspen.api.wire import U64
+from aspen.api.wire import WireModel as _Model
 
 
 # --------------------------------------------------------------------------------------- requests --

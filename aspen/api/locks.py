@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+from aspen.api.wire import U64
+from aspen.api.wire import WireModel as _Model
+
 #: A positive finite rate; an int (e.g. msgpack packs 2.0 from some clients as 2) is accepted too.
 Rate = Annotated[float, Field(allow_inf_nan=False)]
-
-
-class _Model(BaseModel):
-    # The configuration of `messages._Model` (which cannot be imported here: messages imports us).
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 # ------------------------------------------------------------------------------------------- lock --

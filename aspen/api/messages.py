@@ -10,20 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from aspen.api.blob_messages import BlobRequest, BlobResponse
 from aspen.api.coordination import CoordinationRequest, CoordinationResponse
 from aspen.api.lease_messages import LeaseRequest, LeaseResponse
-
-# u64 on the wire; Python ints are unbounded, so bound them here rather than deep inside.
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
-U32 = Annotated[int, Field(ge=0, le=2**32 - 1)]
-NodeIdField = Annotated[int, Field(ge=1, le=2**64 - 1)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+from aspen.api.wire import U32, U64, NodeIdField
+from aspen.api.wire import WireModel as _Model
 
 
 # --------------------------------------------------------------------------------------- requests --
