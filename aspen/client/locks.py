@@ -32,7 +32,6 @@ from aspen.api import locks as w
 from aspen.api.errors import OutcomeUnknownError
 from aspen.client.coord_wait import call_waiting
 from aspen.client.coordination import CoordinationError
-from aspen.layers.lock import storage_key as lock_storage_key
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -292,7 +291,11 @@ class Lock:
         return res.fencing_token
 
     async def _recover(self) -> bool:
-        value = await self._client.get(lock_storage_key(self.key))
+        # Imported here: the record layout is the layer's, and the client (and the CLI, whose every
+        # start pays for its imports) otherwise never needs the state machine's modules.
+        from aspen.layers.lock import storage_key
+
+        value = await self._client.get(storage_key(self.key))
         if value is None:
             return False
         record = json.loads(value)
