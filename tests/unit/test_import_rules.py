@@ -1,0 +1,90 @@
+"""The import rules of DESIGN §2, checked on the source: the pure core (kv, layers, raft/core) does
+no I/O and reads no clock; data flows one way (cli → client → rpc → node → raft → state machine,
+nothing imports back up); and `aspen-cli` starts without loading the node's modules."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2] / "aspen"
+
+#: Everything around the state machine.
+_SHELL = {"aspen.raft", "aspen.rpc", "aspen.node", "aspen.client", "aspen.cli"}
+
+#: Standard modules that do I/O, read a clock or draw randomness.
+IMPURE = {"asyncio", "socket", "ssl", "os", "time", "threading", "subprocess", "pathlib", "secrets"}
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Module name -> the absolute module names it imports (at any depth of the file)."""
+    found: dict[str, set[str]] = {}
+    base = ROOT.parent
+    for path in (base / package.replace(".", "/")).rglob("*.py"):
+        module = ".".join(path.relative_to(base).with_suffix("").parts).removesuffix(".__init__")
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[module] = names
+    return found
+
+
+#: The one sideways import: the Raft peer transport (TLS over TCP) authenticates with the same node
+#: identity as the QUIC RPC; `aspen.rpc.identity` is a leaf (it imports nothing of Aspen).
+ALLOWED = {("aspen.raft.net", "aspen.rpc.identity")}
+
+
+def _offenders(package: str, forbidden: set[str]) -> list[str]:
+    return sorted(
+        f"{module} imports {name}"
+        for module, names in _imports(package).items()
+        for name in names
+        if any(name == f or name.startswith(f + ".") for f in forbidden) and (module, name) not in ALLOWED
+    )
+
+
+def test_the_allowed_exception_is_a_leaf() -> None:
+    assert [n for n in _imports("aspen.rpc")["aspen.rpc.identity"] if n.startswith("aspen")] == []
+
+
+@pytest.mark.parametrize("package", ["aspen.kv", "aspen.layers", "aspen.raft.core"])
+def test_the_pure_core_does_no_io_and_reads_no_clock(package: str) -> None:
+    # The Raft core takes a seeded `random.Random` from its caller: it may name the type.
+    forbidden = IMPURE if package == "aspen.raft.core" else IMPURE | {"random"}
+    assert _offenders(package, forbidden) == []
+
+
+@pytest.mark.parametrize(
+    ("package", "above"),
+    [
+        ("aspen.kv", {"aspen.layers", *_SHELL}),
+        ("aspen.layers", {"aspen.blob", *_SHELL}),
+        ("aspen.raft", {"aspen.rpc", "aspen.node", "aspen.client", "aspen.cli", "aspen.blob"}),
+        ("aspen.api", _SHELL),
+        ("aspen.rpc", {"aspen.node", "aspen.client", "aspen.cli"}),
+        ("aspen.blob", {"aspen.node", "aspen.client", "aspen.cli"}),
+        ("aspen.client", {"aspen.node", "aspen.cli", "aspen.raft"}),
+        ("aspen.node", {"aspen.client", "aspen.cli"}),
+    ],
+)
+def test_nothing_imports_back_up_the_flow(package: str, above: set[str]) -> None:
+    assert _offenders(package, above) == []
+
+
+def test_the_cli_starts_without_the_state_machine_or_the_node() -> None:
+    """Every `aspen-cli` invocation pays for its imports; it needs the wire models and the client."""
+    code = (
+        "import json, sys, aspen.cli.main; "
+        "print(json.dumps(sorted({m.split('.')[1] for m in sys.modules if m.startswith('aspen.')})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert loaded.isdisjoint({"kv", "layers", "raft", "node"}), loaded
