@@ -253,6 +253,9 @@ class NodeService:
         lost = asyncio.ensure_future(gone.wait())
         try:
             await asyncio.wait((sent, lost), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            sent.cancel()  # our caller gave up: so does the forwarded request
+            raise
         finally:
             lost.cancel()
         if not sent.done():
