@@ -357,3 +357,20 @@ def majority_leader(nodes: list[NodeProcess]) -> int | None:
             votes[leader] = votes.get(leader, 0) + 1
     best = max(votes.items(), key=lambda kv: kv[1], default=(0, 0))
     return best[0] if best[1] * 2 > len(nodes) else None
+
+
+def self_reported_leader(nodes: list[NodeProcess]) -> NodeProcess | None:
+    """The node among `nodes` that says it is the leader (unlike `majority_leader`, a follower still
+    naming a killed leader does not count), or None."""
+    from aspen.api.errors import AspenError
+    from aspen.client import SyncAspenClient
+
+    for n in nodes:
+        try:
+            with SyncAspenClient(only(n), timeout=2) as client:
+                metrics = client.raft_metrics()
+        except AspenError:
+            continue
+        if metrics.state == "Leader":
+            return n
+    return None

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, self_reported_leader, wait_for
 
 from aspen.client import AspenClient, OutcomeUnknownError, SyncAspenClient
 
@@ -570,14 +570,6 @@ def test_expired_instances_are_gone_on_every_node(cluster: list[NodeProcess]) ->
 
 
 # ------------------------------------------------------------------------------ leader failover --
-def _leader(nodes: list[NodeProcess]) -> NodeProcess | None:
-    for n in nodes:
-        res = cli(only(n), "--json", "--timeout", "2000", "cluster", "metrics")
-        if res.code == 0 and res.json().get("state") == "Leader":
-            return n
-    return None
-
-
 def test_queue_and_semaphore_state_survive_a_leader_kill(cluster: list[NodeProcess]) -> None:
     # Runs last in this module: it kills the leader and restarts it.
     ticket = cli(only(cluster[0]), "--json", "cluster", "ticket").json()["ticket"]
@@ -592,11 +584,11 @@ def test_queue_and_semaphore_state_survive_a_leader_kill(cluster: list[NodeProce
         ).code
         == 0
     )
-    victim = wait_for(lambda: _leader(cluster), timeout=30, what="a leader")
+    victim = wait_for(lambda: self_reported_leader(cluster), timeout=30, what="a leader")
     victim.kill9()
     survivors = [n for n in cluster if n is not victim]
     try:
-        wait_for(lambda: _leader(survivors), timeout=60, interval=0.2, what="a new leader")
+        wait_for(lambda: self_reported_leader(survivors), timeout=60, interval=0.2, what="a new leader")
         # The pending delivery, its receipt, the FIFO position, the id sequence and the holder survived.
         assert run_json(ticket, "queue", "ack", "durable", receipt)[1]["is_success"] is True
         code, got = run_json(

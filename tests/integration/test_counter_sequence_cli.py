@@ -8,9 +8,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, self_reported_leader, wait_for
 
-from aspen.api.errors import AspenError
 from aspen.client import AspenClient, SyncAspenClient
 
 pytestmark = pytest.mark.integration
@@ -124,15 +123,8 @@ def test_sequence_ids_are_unique_across_nodes(cluster: list[NodeProcess]) -> Non
 
 
 def _leader(nodes: list[NodeProcess]) -> int | None:
-    for n in nodes:
-        try:
-            with SyncAspenClient(only(n), timeout=2) as client:
-                metrics = client.raft_metrics()
-        except AspenError:
-            continue
-        if metrics.state == "Leader":
-            return n.node_id
-    return None
+    leader = self_reported_leader(nodes)
+    return None if leader is None else leader.node_id
 
 
 def test_counter_and_sequence_survive_a_leader_kill(cluster: list[NodeProcess]) -> None:

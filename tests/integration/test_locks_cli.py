@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from harness import NodeProcess, cli, only, run_json, running_cluster, wait_for
+from harness import NodeProcess, cli, only, run_json, running_cluster, self_reported_leader, wait_for
 
 from aspen.api.errors import AspenError
 from aspen.client import AspenClient, CoordinationError, LockNotAcquired, SyncAspenClient
@@ -473,15 +473,8 @@ def test_five_clients_keep_mutual_exclusion_through_a_leader_kill(cluster: list[
 
 # ------------------------------------------------------------------------------ must show 4 (lock) --
 def _leader(nodes: list[NodeProcess]) -> int | None:
-    for n in nodes:
-        try:
-            with SyncAspenClient(only(n), timeout=2) as client:
-                metrics = client.raft_metrics()
-        except AspenError:
-            continue
-        if metrics.state == "Leader":
-            return n.node_id
-    return None
+    leader = self_reported_leader(nodes)
+    return None if leader is None else leader.node_id
 
 
 def test_a_held_lock_survives_a_leader_kill(cluster: list[NodeProcess]) -> None:
