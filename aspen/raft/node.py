@@ -6,9 +6,10 @@ This is the one place where the order persist → send → apply → answer live
 1. Inputs (network messages, proposals, read requests, ticks, admin operations) are queued by any
    coroutine and fed to the core only by the loop task, and only between `advance()` and the next
    `ready()` — the core never sees a call in the middle of a Ready.
-2. For each Ready: the WAL appends entries and hard state with one fsync (in a worker thread, so the
-   loop keeps accepting work), then messages are sent, then committed entries are applied, then
-   waiting callers get their results, then `advance()`.
+2. For each Ready: committed entries are applied and their callers answered (they are already
+   durable on a majority, so they do not wait for this Ready's write), then the WAL appends the new
+   entries and hard state with one fsync (in a worker thread, so the loop keeps accepting work), then
+   messages are sent, then `advance()`. A Ready that installs a snapshot persists it first.
 3. Group commit falls out of (1)+(2): proposals that arrive while an fsync is running are packed into
    one log entry by the next turn of the loop.
 
@@ -29,9 +30,10 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgpack
 
@@ -74,6 +76,7 @@ from aspen.raft.wal.snapfile import SnapFile, read_snapshot, snapshot_name, writ
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QQ")
+T = TypeVar("T")
 
 
 class Applier(Protocol):
@@ -174,6 +177,9 @@ class RaftNode:
         self._wal: WAL | None = None
         self._storage = MemoryStorage()
         self._raw: RawNode | None = None
+        #: Every WAL call runs on this one thread, in submission order: a call the loop stopped
+        #: awaiting (cancellation) still finishes before the next one (e.g. close) starts.
+        self._wal_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wal-{config.node_id}")
         self._wake = asyncio.Event()
         self._inbox: deque[Message] = deque()
         self._proposals: deque[_Proposal] = deque()
@@ -211,7 +217,7 @@ class RaftNode:
     # ------------------------------------------------------------------------------ lifecycle --
     async def start(self, transport: Transport) -> None:
         self._transport = transport
-        wal, recovered = await asyncio.to_thread(WAL.open, self.config.data_dir)
+        wal, recovered = await self._on_wal_thread(WAL.open, self.config.data_dir)
         self._wal = wal
         if recovered.torn_bytes_dropped:
             log.warning("wal tail truncated on recovery", extra={"bytes": recovered.torn_bytes_dropped})
@@ -263,7 +269,8 @@ class RaftNode:
         if self._transport is not None:
             await self._transport.close()
         if self._wal is not None:
-            await asyncio.to_thread(self._wal.close)
+            await self._on_wal_thread(self._wal.close)
+        self._wal_thread.shutdown(wait=False)
         self.stopped.set()
 
     # ---------------------------------------------------------------------------- public API --
@@ -358,11 +365,11 @@ class RaftNode:
             try:
                 raw.bootstrap(members)
             except ValueError as err:  # the core refuses a non-empty log: someone initialised first
-                fut.set_exception(AlreadyInitialized(str(err)))
+                _reject(fut, AlreadyInitialized(str(err)))
                 return
             if members == [self.id]:
                 raw.campaign()
-            fut.set_result(None)
+            _resolve(fut, None)
 
         self._ops.append(op)
         self._wake.set()
@@ -411,10 +418,10 @@ class RaftNode:
                 raw.propose_conf_change(cc)
             except ProposalDroppedError as err:
                 pending = "pending" in str(err)
-                fut.set_exception(MembershipChangePending(str(err)) if pending else NotLeader(self._leader))
+                _reject(fut, MembershipChangePending(str(err)) if pending else NotLeader(self._leader))
                 return
             except ValueError as err:
-                fut.set_exception(InvalidMembershipChange(str(err)))
+                _reject(fut, InvalidMembershipChange(str(err)))
                 return
             # Conf-change entries carry no proposal header; match them by content on apply.
             self._conf_waiters.append((cc, fut))
@@ -471,10 +478,18 @@ class RaftNode:
             raise ShuttingDown(f"raft loop failed: {self._fatal}")
 
     async def _await(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Any:
+        # The future belongs to this caller alone, so the deadline can settle it directly: one timer
+        # handle per call instead of wait_for + shield (two extra futures and a task per write).
+        # The loop only ever completes a future that is not done yet, so a late result is dropped;
+        # a cancelled caller cancels the future, and a proposal not yet in the log is then skipped.
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, fut, what, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except TimeoutError:
-            raise OutcomeUnknown(f"{what} timed out after {int(timeout * 1000)}ms") from None
+            return await fut
+        finally:
+            timer.cancel()
+
+    async def _on_wal_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._wal_thread, fn, *args)
 
     async def _ticker(self) -> None:
         interval = self.config.tick_interval_s
@@ -568,28 +583,46 @@ class RaftNode:
         if transport is not None:
             for msg in rd.early_messages:
                 transport.send(msg)
-        # 1. Persist. Nothing below may happen before this returns.
-        if rd.snapshot is not None and not rd.snapshot.is_empty():
-            await asyncio.to_thread(wal.save_snapshot, rd.snapshot)
+        installs_snapshot = rd.snapshot is not None and not rd.snapshot.is_empty()
+        # 1. Apply what is already committed before persisting this Ready's new records: those
+        # entries are on our disk (written by an earlier Ready) and on a majority's, so nothing they
+        # depend on is in this write, and the commit index itself is volatile state (Raft §5,
+        # Figure 2). Callers hear their result one fsync earlier, and a commit-only hard-state write
+        # no longer delays every write by a disk round trip. The exceptions keep the old order: a
+        # snapshot is installed before anything after it, and entries committed by fiat (bootstrap)
+        # may be in this very Ready's write.
+        apply_first = not installs_snapshot and not (
+            rd.entries and rd.committed_entries and rd.committed_entries[-1].index >= rd.entries[0].index
+        )
+        if apply_first:
+            self._apply_ready(raw, rd)
+        # 2. Persist. Nothing below may happen before this returns.
+        if installs_snapshot:
+            assert rd.snapshot is not None
+            await self._on_wal_thread(wal.save_snapshot, rd.snapshot)
             self._storage.apply_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None:
-            await asyncio.to_thread(wal.save, rd.hard_state, rd.entries)
+            await self._on_wal_thread(wal.save, rd.hard_state, rd.entries)
             if rd.entries:
                 self._storage.append(list(rd.entries))
             if rd.hard_state is not None:
                 self._storage.set_hard_state(rd.hard_state)
-        # 2. Send.
+        # 3. Send: votes and acknowledgements promise what step 2 made durable.
         if transport is not None:
             for msg in rd.messages:
                 transport.send(msg)
-        # 3. Apply.
-        if rd.snapshot is not None and not rd.snapshot.is_empty():
+        if installs_snapshot:
+            assert rd.snapshot is not None
             self._install_snapshot(rd.snapshot)
+        if not apply_first:
+            self._apply_ready(raw, rd)
+
+    def _apply_ready(self, raw: RawNode, rd: Ready) -> None:
+        """Apply `rd`'s committed entries, then release the reads they make servable."""
         for entry in rd.committed_entries:
             self._apply_entry(raw, entry)
         if rd.committed_entries or rd.snapshot is not None:
             self._applied_event.set()
-        # 4. Release reads whose index is now applied.
         for rs in rd.read_states:
             batch = self._reads_in_flight.pop(rs.context, None)
             if batch is not None:
@@ -747,9 +780,9 @@ class RaftNode:
             if meta.index > self._snapshot_index:  # else a newer snapshot was installed meanwhile
                 assert self._wal is not None
                 if job.forked:
-                    await asyncio.to_thread(self._wal.adopt_snapshot, meta)
+                    await self._on_wal_thread(self._wal.adopt_snapshot, meta)
                 else:
-                    await asyncio.to_thread(self._wal.save_snapshot, Snapshot(meta, data))
+                    await self._on_wal_thread(self._wal.save_snapshot, Snapshot(meta, data))
                 with contextlib.suppress(SnapshotOutOfDateError):
                     self._storage.create_snapshot(meta.index, meta.conf_state, data)
                 self._snapshot_index = meta.index
@@ -786,6 +819,22 @@ class RaftNode:
         self._read_waiters.clear()
         _fail((f for _, f in self._reads_pending_apply), err)
         self._reads_pending_apply.clear()
+
+
+def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:
+    _reject(fut, OutcomeUnknown(f"{what} timed out after {int(timeout * 1000)}ms"))
+
+
+# A caller's future may already be settled by its deadline or cancelled with the caller: settle each
+# at most once, never raising into the loop.
+def _resolve(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _reject(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
 
 
 def _fail(futures: Iterable[asyncio.Future[Any]], exc: Exception) -> None:
