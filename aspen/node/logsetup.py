@@ -8,14 +8,32 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
+
+#: (request id, operation) of the request the current task serves. One plain ContextVar set per
+#: request: structlog's bound_contextvars cost ~10 % of the leader's CPU at high request rates.
+#: Each request runs in its own task, hence its own context, so a value never leaks to another.
+REQUEST: ContextVar[tuple[str | None, str] | None] = ContextVar("aspen_request", default=None)
+
+
+def add_request(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add `rid` and `operation` of the request being served to every line logged while serving it."""
+    current = REQUEST.get()
+    if current is not None:
+        event.setdefault("rid", current[0])
+        event.setdefault("operation", current[1])
+    return event
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
     use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_request,
         structlog.stdlib.add_log_level,
         structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import (
@@ -36,6 +36,7 @@ class NodeMetrics:
     def __init__(self, node_id: int) -> None:
         self.registry = CollectorRegistry()
         self.node_id = str(node_id)
+        self._per_operation: dict[str, tuple[Any, Any]] = {}
         r = self.registry
         self.requests = Counter(
             "aspen_rpc_requests", "Client requests handled", ["node_id", "operation"], registry=r
@@ -86,8 +87,15 @@ class NodeMetrics:
         )
 
     def request(self, operation: str, seconds: float) -> None:
-        self.requests.labels(self.node_id, operation).inc()
-        self.latency.labels(self.node_id, operation).observe(seconds)
+        children = self._per_operation.get(operation)
+        if children is None:
+            # labels() hashes and locks on every call; resolve each operation's children once.
+            children = self._per_operation[operation] = (
+                self.requests.labels(self.node_id, operation),
+                self.latency.labels(self.node_id, operation),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def proposal_batch(self, commands: int, size: int) -> None:
         """The Raft driver's group-commit hook: one call per proposed log entry."""

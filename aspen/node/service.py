@@ -42,6 +42,7 @@ from aspen.api.lease_messages import LEASE_WRITES
 from aspen.node.backup import SnapshotExports, encode_image
 from aspen.node.coordination import CoordinationHandlers
 from aspen.node.leases import LeaseService
+from aspen.node.logsetup import REQUEST
 from aspen.node.membership import (
     EndpointAddr,
     MembershipError,
@@ -189,13 +190,13 @@ class NodeService:
         """One request frame in, one response frame out. Never raises."""
         started = time.perf_counter()
         op = "Invalid"
-        rid: str | None = None
-        # Bound for this request only (each request also runs in its own task, with its own context).
-        with structlog.contextvars.bound_contextvars(rid=None, operation=op):
+        # Every line logged while serving carries the request id and operation (logsetup.REQUEST).
+        scope = REQUEST.set((None, op))
+        try:
             try:
                 request, hops, rid = decode_envelope_rid(data, self._auth)
                 op = request.type
-                structlog.contextvars.bind_contextvars(rid=rid, operation=op)
+                REQUEST.set((rid, op))
                 if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
                     raise NotInitializedError()
                 if op in FORWARDED and self.raft.role != StateRole.LEADER:
@@ -219,6 +220,8 @@ class NodeService:
             elapsed = time.perf_counter() - started
             if elapsed >= SLOW_REQUEST_S:
                 rlog.warning("slow request", duration_ms=int(elapsed * 1000))
+        finally:
+            REQUEST.reset(scope)
         self.metrics.request(op, elapsed)
         return frame
 
