@@ -222,7 +222,7 @@ class RpcConnection:
             raise RpcTransportError(f"cannot resolve {where}")
         family, _, _, _, addr = infos[0]
 
-        quic = QuicConnection(configuration=config.client())
+        quic = QuicConnection(configuration=config.for_peer(str(addr[0])).client())
         local = local_host or _local_bind_address(family, str(addr[0]))
         try:
             # A connected UDP socket: ICMP errors reach error_received, and the

@@ -8,10 +8,12 @@ ended with RESET_STREAM carries one of the ``STREAM_ERR_*`` codes below.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from aioquic.quic.configuration import QuicConfiguration
@@ -62,11 +64,22 @@ class AspenQuicConfiguration:
 
     idle_timeout: float = 60.0
     max_datagram_size: int = 1350
+    #: Datagram size on loopback, where the path MTU is 64 KiB and nothing fragments. aioquic's cost
+    #: is mostly per packet (header protection, AEAD, ACK and loss bookkeeping), so fewer, larger
+    #: packets raise the request rate: measured with ../shared/anchors/quic_ceiling.py (256 in
+    #: flight, 2 connections, uvloop) 6.3 k req/s at 1350 bytes, 10.4 k at 8000, 11.0 k at 16000.
+    loopback_datagram_size: int = 16_000
     max_streams_bidi: int = 256
     # Flow-control windows: aioquic doubles them as data is consumed, so these
     # only set the starting point; larger starts avoid slow ramp-up on 10 MiB frames.
     max_data: int = 8 * 1024 * 1024
     max_stream_data: int = 2 * 1024 * 1024
+
+    def for_peer(self, host: str) -> AspenQuicConfiguration:
+        """These settings for a connection with `host`: larger datagrams when it is loopback."""
+        if is_loopback_host(host) and self.loopback_datagram_size > self.max_datagram_size:
+            return replace(self, max_datagram_size=self.loopback_datagram_size)
+        return self
 
     def server(self, identity: NodeIdentity) -> QuicConfiguration:
         config = self._base(is_client=False)
@@ -105,6 +118,18 @@ class AspenQuicConfiguration:
             return
         limit.value = self.max_streams_bidi
         limit.sent = self.max_streams_bidi
+
+
+@functools.lru_cache(maxsize=1024)
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 (also IPv4-mapped); False for names and other addresses."""
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
 
 
 def tune_socket(sock: Any) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
 from aioquic.asyncio.server import QuicServer
 from aioquic.quic import events
+from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from aspen.rpc.config import (
@@ -31,6 +32,7 @@ from aspen.rpc.config import (
     STREAM_ERR_HANDLER,
     STREAM_ERR_OVERSIZE,
     AspenQuicConfiguration,
+    is_loopback_host,
     tune_socket,
 )
 from aspen.rpc.identity import NodeIdentity
@@ -253,6 +255,29 @@ class _ServerConnection(QuicConnectionProtocol):
         return ("", 0)
 
 
+class _PathAwareServer(QuicServer):
+    """A QuicServer whose new connections from loopback peers use the loopback settings (larger
+    datagrams, see `AspenQuicConfiguration.loopback_datagram_size`).
+
+    aioquic reads ``_configuration`` only when a datagram creates a connection, so choosing it per
+    datagram by source address is enough."""
+
+    def __init__(
+        self,
+        default: QuicConfiguration,
+        loopback: QuicConfiguration,
+        *,
+        create_protocol: Callable[..., QuicConnectionProtocol],
+    ) -> None:
+        super().__init__(configuration=default, create_protocol=create_protocol)
+        self._default = default
+        self._loopback = loopback
+
+    def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
+        self._configuration = self._loopback if is_loopback_host(str(addr[0])) else self._default
+        super().datagram_received(data, addr)
+
+
 class RpcServer:
     """Serve opaque request/response RPCs over QUIC (ALPN ``aspen-client``).
 
@@ -318,9 +343,10 @@ class RpcServer:
         if self._transport is not None:
             raise RuntimeError("server already started")
         loop = asyncio.get_running_loop()
-        quic_config = self.config.server(self.identity)
+        default = self.config.server(self.identity)
+        loopback = self.config.for_peer("127.0.0.1").server(self.identity)
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: QuicServer(configuration=quic_config, create_protocol=self._create_protocol),
+            lambda: _PathAwareServer(default, loopback, create_protocol=self._create_protocol),
             local_addr=(self.host, self.port),
         )
         self._transport = transport
