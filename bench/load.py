@@ -99,8 +99,10 @@ class LevelConfig:
 
 
 def _child(cfg: LevelConfig, workers: int, start_at: float, q: Any) -> None:
+    from aspen.rpc.loop import run as run_loop
+
     try:
-        res = asyncio.run(_child_async(cfg, workers, start_at))
+        res = run_loop(_child_async(cfg, workers, start_at))  # uvloop, like aspen-cli
     except BaseException as exc:  # report instead of leaving the parent waiting
         res = {"error": repr(exc)}
     q.put(res)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import secrets
@@ -16,6 +15,7 @@ import click
 
 from aspen.cli.output import Output, emit
 from aspen.client.client import AspenClient
+from aspen.rpc.loop import run as run_loop
 from aspen.rpc.ticket import ClusterTicket
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,7 +122,7 @@ def run_client(settings: Settings, fn: Callable[[AspenClient], Awaitable[Output]
         ) as client:
             return await fn(client)
 
-    emit(asyncio.run(go()), settings.as_json)
+    emit(run_loop(go()), settings.as_json)
 
 
 def command(

@@ -5,19 +5,19 @@ It owns a private event loop, so it must not be used from inside a running loop.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from pathlib import Path
 from typing import Any
 
 from aspen.client.client import DEFAULT_TIMEOUT_S, AspenClient
+from aspen.rpc.loop import new_event_loop
 from aspen.rpc.ticket import ClusterTicket
 
 
 class SyncAspenClient:
     def __init__(self, ticket: str | ClusterTicket | Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._client = AspenClient(ticket, timeout=timeout)
 
     def __enter__(self) -> SyncAspenClient:

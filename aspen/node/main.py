@@ -15,9 +15,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import click
 import structlog
@@ -40,6 +38,7 @@ from aspen.raft.node import DriverConfig, RaftNode
 from aspen.raft.wal.errors import WalError
 from aspen.rpc.auth import cookie_proof
 from aspen.rpc.identity import NodeIdentity, load_or_create
+from aspen.rpc.loop import run as run_loop
 from aspen.rpc.server import PeerInfo, RpcServer
 from aspen.rpc.ticket import parse_host_port
 
@@ -283,14 +282,6 @@ async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
     return 1 if fault else 0
 
 
-def _run_loop(main: Coroutine[Any, Any, int]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional on exotic platforms
-        return asyncio.run(main)
-    return uvloop.run(main)
-
-
 @click.group(
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
@@ -424,7 +415,7 @@ def main(
         click.echo(f"Error: {err}", err=True)
         sys.exit(1)
     try:
-        code = _run_loop(_serve(config, metrics_port))
+        code = run_loop(_serve(config, metrics_port))
     except ValueError as err:  # e.g. a malformed --iroh-secret-key
         click.echo(f"Error: {err}", err=True)
         sys.exit(1)
