@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import compileall
 import sys
 from pathlib import Path
 
@@ -7,6 +8,13 @@ import pytest
 
 # Make `tests.harness` importable as `harness` from every tier.
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The integration tiers start ~1,000 `aspen-node`/`aspen-cli` processes. Where the environment
+    # sets PYTHONDONTWRITEBYTECODE (CI machines do), every one of them would compile the package
+    # from source again (~0.1 s each); bytecode written once here is read by all of them.
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "aspen"), quiet=1)
 
 
 DEFAULT_SIM_SEEDS = 200

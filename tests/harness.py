@@ -60,17 +60,22 @@ class NodeProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    _log_start: int = 0
 
     @property
     def ticket_path(self) -> Path:
         return self.data_dir / "cluster-ticket.txt"
 
     def start(self, *, timeout: float = 30.0) -> NodeProcess:
+        return self.launch().wait_ready(timeout=timeout)
+
+    def launch(self) -> NodeProcess:
+        """Start the process without waiting for it (`wait_ready` does), so nodes boot in parallel."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.ticket_path.exists():
             self.ticket_path.unlink()  # the node rewrites it when ready; its appearance is our signal
         self.log_path = self.data_dir.parent / f"node-{self.node_id}.log"
-        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         cmd = [
             sys.executable,
@@ -92,18 +97,23 @@ class NodeProcess:
         ]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
+        return self
+
+    def wait_ready(self, *, timeout: float = 30.0) -> NodeProcess:
+        assert self.proc is not None, "launch() first"
+        proc = self.proc
         # Ready means the ticket file is written *and* this start's contract log line is out: the
         # node rewrites the ticket on membership changes, before it logs the line.
         wait_for(
             lambda: (
-                (self.ticket_path.exists() and READY_LINE in self._log_since(log_start))
-                or self.proc.poll() is not None
+                (self.ticket_path.exists() and READY_LINE in self._log_since(self._log_start))
+                or proc.poll() is not None
             ),
             timeout=timeout,
             what=f"node {self.node_id} ticket",
         )
-        if self.proc.poll() is not None:
-            raise AssertionError(f"node {self.node_id} exited with {self.proc.returncode}:\n{self.log()}")
+        if proc.poll() is not None:
+            raise AssertionError(f"node {self.node_id} exited with {proc.returncode}:\n{self.log()}")
         return self
 
     def _log_since(self, offset: int) -> str:
@@ -300,7 +310,9 @@ def form_cluster(
     for i in range(1, size + 1):
         node = make_node(root, i, base=base, extra_args=extra_args)
         nodes.append(node)
-        node.start()
+        node.launch()
+    for node in nodes:
+        node.wait_ready()
     res = cli(nodes[0].ticket, "cluster", "init")
     assert res.code == 0, res.stderr + res.stdout
     for n in nodes[1:]:
