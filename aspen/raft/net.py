@@ -474,8 +474,11 @@ class TcpTransport:
     async def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         if len(data) <= WRITE_CHUNK:
             writer.write(data)
-            async with asyncio.timeout(DRAIN_TIMEOUT):
-                await writer.drain()
+            # Most writes leave the socket's buffer nearly empty: skip the deadline's timer then
+            # (drain() would return at once anyway). A peer that stops reading still fills it.
+            if writer.transport.get_write_buffer_size() > WRITE_CHUNK:
+                async with asyncio.timeout(DRAIN_TIMEOUT):
+                    await writer.drain()
             return
         view = memoryview(data)
         for off in range(0, len(data), WRITE_CHUNK):
