@@ -161,7 +161,10 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
                     raise OutcomeUnknownError(
                         f"no answer within {int(budget * 1000)}ms; the write may or may not have been applied"
                     ) from err
-                last = OutcomeUnknownError(f"no answer from {peer.describe()} in time")
+                if not isinstance(last, NotInitializedError | NotLeaderError):
+                    # A node's own answer says more than an attempt that ran out of the deadline's
+                    # last milliseconds (e.g. the final retry after backing off on NOT_INITIALIZED).
+                    last = OutcomeUnknownError(f"no answer from {peer.describe()} in time")
                 self._rotate()
             except RpcTransportError as err:
                 if not idempotent:
