@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # The integration tiers start ~1,000 `aspen-node`/`aspen-cli` processes. Where the environment
-    # sets PYTHONDONTWRITEBYTECODE (CI machines do), every one of them would compile the package
+    # sets PYTHONDONTWRITEBYTECODE (this workplace's machines do), each of them would compile the package
     # from source again (~0.1 s each); bytecode written once here is read by all of them.
     compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "aspen"), quiet=1)
 

@@ -1,6 +1,6 @@
 """The asyncio driver around the sans-I/O Raft core.
 
-This is the one place where the order persist → send → apply → answer lives (etcd-io/raft README,
+This is the one place where the order of apply, persist, send and answer lives (etcd-io/raft README,
 "Usage"):
 
 1. Inputs (network messages, proposals, read requests, ticks, admin operations) are queued by any
@@ -850,8 +850,7 @@ def _reject(fut: asyncio.Future[Any], exc: BaseException) -> None:
 
 def _fail(futures: Iterable[asyncio.Future[Any]], exc: Exception) -> None:
     for f in futures:
-        if not f.done():
-            f.set_exception(exc)
+        _reject(f, exc)
 
 
 __all__ = ["Applier", "DriverConfig", "DriverStatus", "RaftNode"]

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from types import ModuleType
 from typing import Any, TypeVar
+
+uvloop: ModuleType | None
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is optional on exotic platforms
+    uvloop = None
 
 T = TypeVar("T")
 
@@ -18,17 +25,15 @@ __all__ = ["new_event_loop", "run"]
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)` on the fastest loop available."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional on exotic platforms
+    if uvloop is None:  # pragma: no cover
         return asyncio.run(main)
-    return uvloop.run(main)
+    result: T = uvloop.run(main)
+    return result
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """A new loop of the kind `run` uses, for callers that drive a loop themselves."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
+    if uvloop is None:  # pragma: no cover
         return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
