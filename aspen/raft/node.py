@@ -683,8 +683,7 @@ class RaftNode:
                 pending_cc, fut = waiter
                 if pending_cc == cc:
                     self._conf_waiters.remove(waiter)
-                    if not fut.done():
-                        fut.set_result(self._conf)
+                    _resolve(fut, self._conf)
                     break
             for cb in self._on_membership:
                 cb(self._conf, dict(self.members))
@@ -695,16 +694,14 @@ class RaftNode:
                 futures = self._pending.pop(seq, None)
                 if futures is not None:
                     for fut, result in zip(futures, results, strict=True):
-                        if not fut.done():
-                            fut.set_result(result)
+                        _resolve(fut, result)
         self._applied = entry.index
 
     def _fail_conf_waiter(self, cc: ConfChange, err: Exception) -> None:
         for waiter in list(self._conf_waiters):
             if waiter[0] == cc:
                 self._conf_waiters.remove(waiter)
-                if not waiter[1].done():
-                    waiter[1].set_exception(err)
+                _reject(waiter[1], err)
                 return
 
     def _snapshot_data(self) -> bytes:
@@ -743,8 +740,7 @@ class RaftNode:
         due = self._applied - self._snapshot_index >= self.config.snapshot_entries
         if not (due or requests) or self._applied <= self._snapshot_index:
             for fut in requests:
-                if not fut.done():
-                    fut.set_result(self._snapshot_index)
+                _resolve(fut, self._snapshot_index)
             return
         self._snapshot_job = self._start_snapshot(requests)
 
@@ -808,8 +804,7 @@ class RaftNode:
             _fail(job.waiters, RaftError(f"snapshot failed: {exc}"))
             return
         for fut in job.waiters:
-            if not fut.done():
-                fut.set_result(self._snapshot_index)
+            _resolve(fut, self._snapshot_index)
 
     def _fail_in_flight(self, err: Exception, unknown: OutcomeUnknown) -> None:
         """Answer every caller waiting on our leadership. Entries already appended may still commit
