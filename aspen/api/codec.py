@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from aspen.api.errors import AspenError, InvalidRequestError, UnauthorizedError, error_from_wire
 from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
-from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_ADAPTER, Error, Request, Response
+from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_TYPES, Error, Request, Response
 
 #: A follower forwards a request to the leader at most this many times (a leader that lost its
 #: role meanwhile answers NOT_LEADER instead of forwarding again).
@@ -118,7 +118,12 @@ def decode_response(data: bytes) -> Response:
     """Client side. A malformed response is the node's fault: `InternalError`, never a crash."""
     try:
         frame = msgpack.unpackb(data, raw=False)
-        return RESPONSE_ADAPTER.validate_python(frame)
+        tag = frame.get("type") if isinstance(frame, dict) else None
+        variant = RESPONSE_TYPES.get(tag) if isinstance(tag, str) else None
+        if variant is None:
+            raise ValueError(f"unknown response variant {tag!r}")
+        response: Response = variant.model_validate(frame)  # type: ignore[assignment]
+        return response
     except Exception as exc:
         raise error_from_wire("INTERNAL_ERROR", f"malformed response from node: {exc}") from None
 

@@ -23,7 +23,7 @@ MAX_WAIT_PER_REQUEST_MS = 15_000
 class WireModel(BaseModel):
     """Strict (no coercion), closed (unknown fields refused) and immutable."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 __all__ = ["I64", "MAX_WAIT_PER_REQUEST_MS", "U32", "U64", "NodeIdField", "WireModel"]

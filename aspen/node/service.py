@@ -141,6 +141,7 @@ class NodeService:
         self._leader_gone: dict[int, asyncio.Event] = {}
         raft.on_role_change(self._leader_changed)
         self.exports = SnapshotExports()
+        m.warm_up()
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,
             "GetHealth": self._health,
