@@ -40,7 +40,13 @@ def leader_of(nodes: list[NodeProcess], ticket: str) -> int:
     return wait_for(find, timeout=30, interval=0.2, what="a leader")
 
 
-def test_status_lists_three_voters_and_one_leader(cluster: list[NodeProcess]) -> None:
+def test_a_cluster_formed_through_the_cli_lists_three_voters_and_one_leader(tmp_path: Path) -> None:
+    # init, add-learner and change-membership through `aspen-cli`, as an operator would.
+    with running_cluster(tmp_path, through_cli=True) as cluster:
+        check_status_and_tickets(cluster)
+
+
+def check_status_and_tickets(cluster: list[NodeProcess]) -> None:
     status = cli(cluster[1].ticket, "--json", "cluster", "status").json()
     assert sorted(n["node_id"] for n in status["nodes"]) == [1, 2, 3]
     assert all(n["is_voter"] for n in status["nodes"])
