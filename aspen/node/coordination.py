@@ -2,7 +2,7 @@
 one Raft proposal → layer result → wire response. Reads go through the read barrier and a layer
 query over the local state.
 
-Writes reach this code only on the leader (`service.FORWARDED` includes `WRITE_REQUESTS`), so
+Writes reach this code only on the leader (`service.RELAYED` includes `WRITE_REQUESTS`), so
 `now_ms` is the leader's clock; it is read here, once, and travels inside the command.
 """
 

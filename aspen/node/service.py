@@ -115,6 +115,21 @@ FORWARDED = frozenset(
 )
 #: Lease writes are forwarded like KV writes (aspen.api.lease_messages).
 FORWARDED |= LEASE_WRITES
+#: Writes a follower proposes itself, handing the log entry to the leader over the Raft channel
+#: (batched, like the leader's own) instead of relaying the request over QUIC: the leader's thread
+#: is the cluster's bottleneck, and most of a relayed request's cost there is QUIC. Only plain KV
+#: writes: coordination and lease commands carry the time the leader chose, so they are relayed.
+PROPOSED_BY_FOLLOWERS = frozenset(
+    {
+        "WriteKey",
+        "DeleteKey",
+        "CompareAndSwapKey",
+        "CompareAndDeleteKey",
+        "BatchWrite",
+        "ConditionalBatchWrite",
+    }
+)
+RELAYED = FORWARDED - PROPOSED_BY_FOLLOWERS
 FORWARD_TIMEOUT_S = 30.0
 
 
@@ -181,7 +196,7 @@ class NodeService:
     async def submit(self, request: m.Request) -> m.Response:
         """Run a request from inside the node (e.g. blob metadata writes) the way a client's runs:
         forwarded to the leader when only the leader can order it. Raises what a handler raises."""
-        if request.type in FORWARDED and self.raft.role != StateRole.LEADER:
+        if request.type in RELAYED and self.raft.role != StateRole.LEADER:
             return raise_for_error(decode_response(await self._forward(request, 0)))
         response: m.Response = await self._handlers[request.type](request)
         return response
@@ -200,7 +215,7 @@ class NodeService:
                 REQUEST.set((rid, op))
                 if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
                     raise NotInitializedError()
-                if op in FORWARDED and self.raft.role != StateRole.LEADER:
+                if op in RELAYED and self.raft.role != StateRole.LEADER:
                     frame = await self._forward(request, hops, rid)
                 else:
                     response = await self._handlers[op](request)
@@ -299,6 +314,10 @@ class NodeService:
 
     async def _propose(self, command: Any, size: int) -> Any:
         return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S)
+
+    async def _propose_kv(self, command: Any, size: int) -> Any:
+        """A plain KV write (`PROPOSED_BY_FOLLOWERS`): a follower hands it to the leader itself."""
+        return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S, forward=True)
 
     async def _barrier(self, stale: bool) -> None:
         if not stale:
@@ -510,7 +529,7 @@ class NodeService:
         error = kv.validate(cmd)
         if error is not None:
             return m.WriteResult(is_success=False, error=error)
-        res = await self._propose(cmd, len(req.key) + len(req.value))
+        res = await self._propose_kv(cmd, len(req.key) + len(req.value))
         return m.WriteResult(is_success=res.is_success, error=res.error)
 
     async def _delete_key(self, req: m.DeleteKey) -> m.DeleteResult:
@@ -518,7 +537,7 @@ class NodeService:
         error = kv.validate(cmd)
         if error is not None:
             return m.DeleteResult(key=req.key, was_deleted=False, error=error)
-        res = await self._propose(cmd, len(req.key))
+        res = await self._propose_kv(cmd, len(req.key))
         return m.DeleteResult(key=res.key, was_deleted=res.was_deleted, error=res.error)
 
     async def _cas(self, req: m.CompareAndSwapKey) -> m.CompareAndSwapResult:
@@ -535,7 +554,7 @@ class NodeService:
         error = kv.validate(cmd)
         if error is not None:
             return m.CompareAndSwapResult(is_success=False, error=error)
-        res = await self._propose(cmd, size)
+        res = await self._propose_kv(cmd, size)
         return m.CompareAndSwapResult(
             is_success=res.is_success, actual_value=res.actual_value, error=res.error
         )
@@ -583,7 +602,7 @@ class NodeService:
         error = kv.validate(cmd)
         if error is not None:
             return m.BatchWriteResult(is_success=False, operations_applied=0, error=error)
-        res = await self._propose(cmd, self._size(req.operations))
+        res = await self._propose_kv(cmd, self._size(req.operations))
         return m.BatchWriteResult(
             is_success=res.is_success, operations_applied=res.operations_applied, error=res.error
         )
@@ -603,7 +622,8 @@ class NodeService:
             return m.ConditionalBatchWriteResult(
                 is_success=False, conditions_met=False, operations_applied=0, error=error
             )
-        res = await self._propose(cmd, self._size(req.operations) + sum(len(c.key) for c in req.conditions))
+        size = self._size(req.operations) + sum(len(c.key) for c in req.conditions)
+        res = await self._propose_kv(cmd, size)
         return m.ConditionalBatchWriteResult(
             is_success=res.is_success,
             conditions_met=res.conditions_met,

@@ -193,8 +193,10 @@ class RaftNode:
         self._snapshot_requests: list[asyncio.Future[int]] = []
         self._snapshot_job: _SnapshotJob | None = None
         self._snapshot_reaper: asyncio.Task[None] | None = None
-        self._seq = 0
-        self._read_seq = 0
+        # Entries and ReadIndex requests are matched to their callers by (node id, sequence). Start
+        # each incarnation's sequences at the wall clock in ns, so an entry or a ReadIndex answer
+        # from before a restart (committed or delivered late) never matches a new caller.
+        self._seq = self._read_seq = time.time_ns()
         self._ticks = 0
         self._applied = 0
         self._snapshot_index = 0
@@ -327,14 +329,22 @@ class RaftNode:
         self._inbox.append(msg)
         self._wake.set()
 
-    async def propose(self, command: Any, *, size: int = 64, timeout: float = 10.0) -> Any:
+    async def propose(
+        self, command: Any, *, size: int = 64, timeout: float = 10.0, forward: bool = False
+    ) -> Any:
         """Replicate `command`, apply it, and return its result.
 
-        Raises `NotLeader` when this node cannot order it, `OutcomeUnknown` when `timeout` passes
-        first (the command may still be applied), `ShuttingDown` when the node stops.
+        With `forward`, a follower hands the command to the leader over the Raft channel (batched
+        with its other proposals, etcd's forwarded MsgProp) and answers when it applies the entry;
+        only commands that carry no leader-chosen time or randomness may be forwarded this way.
+
+        Raises `NotLeader` when no node can order it (not the leader, and no leader to forward to,
+        or the leader refused it), `OutcomeUnknown` when `timeout` passes first or the leader
+        changes while a forwarded command is in flight (it may still be applied), `ShuttingDown`
+        when the node stops.
         """
         self._check_running()
-        if self._role != StateRole.LEADER:
+        if self._role != StateRole.LEADER and not (forward and self._leader != NONE):
             raise NotLeader(self._leader)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._proposals.append(_Proposal(command, size, fut))
@@ -563,9 +573,10 @@ class RaftNode:
             if not batch:
                 continue
             self._seq += 1
-            data = _HEADER.pack(self.id, self._seq) + self._applier.encode_batch([p.command for p in batch])
+            header = _HEADER.pack(self.id, self._seq)
+            data = header + self._applier.encode_batch([p.command for p in batch])
             try:
-                raw.propose(data)
+                raw.propose_or_forward(data, header)
             except ProposalDroppedError:
                 _fail((p.future for p in batch), NotLeader(self._leader))
                 continue
@@ -630,6 +641,11 @@ class RaftNode:
 
     def _apply_ready(self, raw: RawNode, rd: Ready) -> None:
         """Apply `rd`'s committed entries, then release the reads they make servable."""
+        for context in rd.dropped_proposals:
+            proposer, seq = _HEADER.unpack(context)
+            futures = self._pending.pop(seq, None) if proposer == self.id else None
+            if futures is not None:  # never appended anywhere: the caller may retry
+                _fail(futures, NotLeader(self._leader))
         for entry in rd.committed_entries:
             self._apply_entry(raw, entry)
         if rd.committed_entries or rd.snapshot is not None:
@@ -651,7 +667,20 @@ class RaftNode:
 
     def _set_soft_state(self, role: StateRole, leader: NodeId) -> None:
         was_leader = self._role == StateRole.LEADER
+        old_leader = self._leader
         self._role, self._leader = role, leader
+        if not was_leader and self._pending and leader != old_leader:
+            # Our forwarded proposals went to `old_leader`; it may have appended them, and the next
+            # leader may commit them, or not. Answer now rather than at the callers' deadline.
+            pending = [f for futures in self._pending.values() for f in futures]
+            self._pending.clear()
+            _fail(
+                pending,
+                OutcomeUnknown(
+                    f"leader {old_leader} lost leadership while the forwarded request was in flight; "
+                    "it may or may not have been applied"
+                ),
+            )
         self._role_changed.set()
         if was_leader and role != StateRole.LEADER:
             # Tell callers now instead of letting them wait out their deadline; in-flight reads can no

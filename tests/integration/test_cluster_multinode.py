@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from harness import BackgroundWriter, NodeProcess, cli, majority_leader, read_all, running_cluster, wait_for
 
 from aspen.api.errors import AspenError, OutcomeUnknownError
+from aspen.api.messages import CompareAndSwapResult, WriteResult
 from aspen.client import SyncAspenClient
 from aspen.rpc.ticket import ClusterTicket
 
@@ -72,6 +74,42 @@ def test_writes_through_every_node_are_read_on_every_node(cluster: list[NodeProc
     assert cli(follower.ticket, "--json", "kv", "batch-write", "x=1", "y=2").json()["is_success"] is True
     stale = cli(follower.ticket, "--json", "kv", "get", "x", "--stale")
     assert stale.code == 0
+
+
+def _served(node: NodeProcess, operation: str) -> float:
+    """How many `operation` requests `node` has handled (its aspen_rpc_requests_total counter)."""
+    with SyncAspenClient(node.ticket, timeout=10) as client:
+        text = client.metrics().prometheus_text
+    pattern = re.compile(rf'^aspen_rpc_requests_total{{[^}}]*operation="{operation}"[^}}]*}} (\S+)$', re.M)
+    return sum(float(v) for v in pattern.findall(text))
+
+
+def test_a_follower_proposes_kv_writes_itself_and_the_leader_serves_none_of_them(
+    cluster: list[NodeProcess],
+) -> None:
+    """Plain KV writes entering at a follower travel to the leader as Raft proposals (batched on
+    the peer channel), not as relayed client requests; each caller still gets its own result."""
+    leader_id = wait_for(lambda: majority_leader(cluster), what="leader")
+    leader = next(n for n in cluster if n.node_id == leader_id)
+    follower = next(n for n in cluster if n is not leader)
+    before = _served(leader, "WriteKey"), _served(leader, "CompareAndSwapKey")
+
+    async def through_follower() -> tuple[list[WriteResult], CompareAndSwapResult, CompareAndSwapResult]:
+        from aspen.client import AspenClient
+
+        async with AspenClient(follower.ticket, timeout=30) as client:
+            writes = await asyncio.gather(*(client.set(f"fwd-{i:03d}", f"v{i}".encode()) for i in range(50)))
+            won = await client.compare_and_swap("fwd-000", b"v0", b"won")
+            lost = await client.compare_and_swap("fwd-000", b"v0", b"lost")
+            return list(writes), won, lost
+
+    writes, won, lost = asyncio.run(through_follower())
+    assert all(w.is_success for w in writes)
+    assert won.is_success and not lost.is_success and lost.actual_value == b"won"
+    assert (_served(leader, "WriteKey"), _served(leader, "CompareAndSwapKey")) == before
+    for node in cluster:
+        with SyncAspenClient(node.ticket, timeout=10) as client:
+            assert client.get("fwd-049") == b"v49" and client.get("fwd-000") == b"won"
 
 
 def test_metrics_show_replication_on_the_leader(cluster: list[NodeProcess]) -> None:

@@ -439,12 +439,21 @@ class Sim:
             # what creates divergent uncommitted suffixes.
             leaders = [x for x in self.nodes.values() if x.alive and x.node.raft.state == StateRole.LEADER]
             sn = self.rng.choice(leaders) if leaders else None
+        forward = any_leader and self.rng.random() < 0.3
+        if forward:
+            # A follower hands its proposal to the leader it knows (PROP_FORWARD); it may reach a
+            # deposed leader, be dropped, or be appended and later overwritten.
+            alive = [x for x in self.nodes.values() if x.alive]
+            sn = self.rng.choice(alive) if alive else None
         if sn is None:
             return None
         self.next_value += 1
         v = b"v%d" % self.next_value
         try:
-            sn.node.propose(v)
+            if forward:
+                sn.node.propose_or_forward(v, v)
+            else:
+                sn.node.propose(v)
         except ProposalDroppedError:
             return None
         self.proposed.add(v)

@@ -154,6 +154,8 @@ class Raft:
         self.is_learner = False
         self.msgs: list[Message] = []
         self.read_states: list[ReadState] = []
+        #: Contexts of our forwarded proposals the receiver refused (PROP_DROPPED), for the driver.
+        self.dropped_proposals: list[bytes] = []
         self.read_only = _ReadOnly()
         self.pending_read_index_messages: list[Message] = []
         self.lead_transferee: NodeId = NONE
@@ -473,7 +475,7 @@ class Raft:
     def step(self, m: Message) -> None:
         # 1. Term handling.
         if m.term == 0:
-            pass  # local message (or a forwarded READ_INDEX, which carries no term)
+            pass  # local message (or a forwarded READ_INDEX or proposal, which carry no term)
         elif m.term > self.term:
             if m.type in (MT.VOTE, MT.PRE_VOTE):
                 force = m.context == CAMPAIGN_TRANSFER
@@ -509,6 +511,10 @@ class Raft:
         # 2. Type handling common to all roles.
         if m.type == MT.HUP:
             self.hup(_Campaign.PRE_ELECTION if self.pre_vote else _Campaign.ELECTION)
+        elif m.type == MT.PROP_FORWARD:
+            self._step_forwarded_proposal(m)
+        elif m.type == MT.PROP_DROPPED:
+            self.dropped_proposals.append(m.context)
         elif m.type in (MT.VOTE, MT.PRE_VOTE):
             can_vote = (
                 self.vote == m.frm
@@ -762,7 +768,31 @@ class Raft:
     def _fresh_tracker(self) -> ProgressTracker:
         return ProgressTracker(self.prs.max_inflight_msgs, self.prs.max_inflight_bytes)
 
+    def _step_forwarded_proposal(self, m: Message) -> None:
+        if self.state == StateRole.LEADER and all(e.type == EntryType.NORMAL for e in m.entries):
+            try:
+                self.propose(list(m.entries))
+                return
+            except ProposalDroppedError:
+                pass
+        # Not ours to order: say so at once (one hop, never re-forwarded), so the proposer's callers
+        # hear NOT_LEADER and retry instead of waiting out their deadline.
+        self._send(Message(type=MT.PROP_DROPPED, to=m.frm, frm=self.id, context=m.context))
+
     # -- client operations ------------------------------------------------------------------
+
+    def forward_proposal(self, data: bytes, context: bytes) -> None:
+        """A follower hands a normal entry to the leader it knows; `context` names it in a
+        PROP_DROPPED answer. Raises ProposalDroppedError when there is no leader to hand it to."""
+        if self.state == StateRole.LEADER:
+            self.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=data)])
+            return
+        if self.lead == NONE:
+            raise ProposalDroppedError("no leader to forward the proposal to")
+        entry = Entry(term=0, index=0, type=EntryType.NORMAL, data=data)
+        self._send(
+            Message(type=MT.PROP_FORWARD, to=self.lead, frm=self.id, entries=(entry,), context=context)
+        )
 
     def propose(self, ents: list[Entry]) -> None:
         if self.state != StateRole.LEADER:

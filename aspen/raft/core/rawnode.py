@@ -54,6 +54,8 @@ _RESPONSE_TYPES = frozenset(
 )
 #: What a leader may send while its own fsync runs (see `Ready.early_messages`).
 _EARLY_TYPES = frozenset({MessageType.APP, MessageType.HEARTBEAT})
+#: What any node may send before its fsync: forwarded proposals promise nothing about our log.
+_ALWAYS_EARLY = frozenset({MessageType.PROP_FORWARD, MessageType.PROP_DROPPED})
 
 
 class StepLocalMessageError(ValueError):
@@ -110,6 +112,12 @@ class RawNode:
     def propose(self, data: bytes) -> None:
         """Append `data` to the log; raises ProposalDroppedError unless we are the leader."""
         self.raft.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=data)])
+
+    def propose_or_forward(self, data: bytes, context: bytes) -> None:
+        """Append `data` to the log when we lead; otherwise hand it to the leader we know (a
+        PROP_DROPPED with `context` comes back if it does not append it). Raises
+        ProposalDroppedError when there is no leader."""
+        self.raft.forward_proposal(data, context)
 
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose a membership change; raises ValueError if invalid for the current membership,
@@ -171,6 +179,7 @@ class RawNode:
         return bool(
             r.msgs
             or r.read_states
+            or r.dropped_proposals
             or r.log.unstable.entries
             or r.log.has_pending_snapshot()
             or r.log.has_next_committed_entries()
@@ -181,15 +190,17 @@ class RawNode:
         ss = r.soft_state()
         hs = r.hard_state()
         msgs: list[Message] = r.msgs
-        early: list[Message] = []
+        early_types = _ALWAYS_EARLY
         if r.state == StateRole.LEADER and (hs.term, hs.vote) == (self._prev_hard.term, self._prev_hard.vote):
-            early = [m for m in msgs if m.type in _EARLY_TYPES]
-            if early:
-                msgs = [m for m in msgs if m.type not in _EARLY_TYPES]
+            early_types = _EARLY_TYPES | _ALWAYS_EARLY
+        early = [m for m in msgs if m.type in early_types]
+        if early:
+            msgs = [m for m in msgs if m.type not in early_types]
         rd = Ready(
             soft_state=ss if ss != self._prev_soft else None,
             hard_state=hs if hs != self._prev_hard else None,
             read_states=tuple(r.read_states),
+            dropped_proposals=tuple(r.dropped_proposals),
             entries=tuple(r.log.unstable_entries()),
             snapshot=r.log.unstable.snapshot,
             committed_entries=tuple(r.log.next_committed_entries()),
@@ -199,6 +210,7 @@ class RawNode:
         # Messages and read states are handed over exactly once.
         r.msgs = []
         r.read_states = []
+        r.dropped_proposals = []
         return rd
 
     def advance(self, rd: Ready) -> None:

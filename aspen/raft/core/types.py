@@ -109,6 +109,12 @@ class MessageType(enum.IntEnum):
     READ_INDEX_RESP = 15
     SNAP_STATUS = 16  # local: driver reports a snapshot send result
     UNREACHABLE = 17  # local: driver reports a peer as unreachable
+    #: A follower hands its proposals to the leader (etcd's forwarded MsgProp). Like a forwarded
+    #: READ_INDEX it carries no term: it asks, it does not assert anything about the log.
+    PROP_FORWARD = 18
+    #: The node a PROP_FORWARD reached did not append it (not the leader, or a transfer is under
+    #: way); `context` names the proposal, so its callers learn it at once and may retry.
+    PROP_DROPPED = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +135,8 @@ class Message:
     reject_hint: int = 0
     #: APP_RESP on reject: term of the follower's entry at `reject_hint` (fast backtracking).
     log_term_hint: int = 0
-    #: READ_INDEX / HEARTBEAT: the ReadIndex request context, echoed back.
+    #: READ_INDEX / HEARTBEAT: the ReadIndex request context, echoed back. PROP_FORWARD /
+    #: PROP_DROPPED: the proposer's name for the proposal.
     context: bytes = b""
 
 
@@ -165,14 +172,17 @@ class Ready:
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
     read_states: tuple[ReadState, ...] = ()
+    #: Contexts of this node's forwarded proposals that the node they reached did not append.
+    dropped_proposals: tuple[bytes, ...] = ()
     entries: tuple[Entry, ...] = ()
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
     #: Messages the driver may send *before* `hard_state`/`entries` are durable, in parallel with
     #: its fsync (Raft thesis §10.2.1): a leader's appends and heartbeats of a term that is already
-    #: durable. Safe because the leader counts its own log toward commit only once `advance()` says
-    #: it is durable, and because nothing in them depends on an unpersisted vote or term.
+    #: durable, and any node's forwarded proposals (which promise nothing). Safe because the leader
+    #: counts its own log toward commit only once `advance()` says it is durable, and because
+    #: nothing in them depends on an unpersisted vote or term.
     early_messages: tuple[Message, ...] = ()
 
     def is_empty(self) -> bool:
@@ -180,6 +190,7 @@ class Ready:
             self.soft_state is None
             and self.hard_state is None
             and not self.read_states
+            and not self.dropped_proposals
             and not self.entries
             and self.snapshot is None
             and not self.committed_entries

@@ -40,6 +40,7 @@ class Cluster:
         self.nodes: dict[int, RawNode] = {}
         self.applied: dict[int, list[Entry]] = {}
         self.read_states: dict[int, list[ReadState]] = {}
+        self.dropped: dict[int, list[bytes]] = {}
         self.queue: deque[Message] = deque()
         self.cut: set[tuple[int, int]] = set()
         self.sent: list[Message] = []
@@ -62,6 +63,7 @@ class Cluster:
         self.nodes[nid] = RawNode(make_config(nid, **cfg), storage)
         self.applied[nid] = []
         self.read_states[nid] = []
+        self.dropped[nid] = []
         return self.nodes[nid]
 
     def raft(self, nid: int):  # type: ignore[no-untyped-def]
@@ -88,6 +90,7 @@ class Cluster:
                     st.set_conf_state(rn.apply_conf_change(decode_conf_change(e.data)))
                 self.applied[nid].append(e)
             self.read_states[nid].extend(rd.read_states)
+            self.dropped[nid].extend(rd.dropped_proposals)
             rn.advance(rd)
 
     def process_all(self) -> None:
