@@ -58,6 +58,7 @@ class EtcdAnchor:
                 "--duration", str(a.duration),
                 "--warmup", str(a.warmup),
                 "--procs", str(a.procs),
+                "--target", a.target,
                 "--value-size", str(a.value_size),
                 "--key-space", str(a.key_space),
                 "--retries", "1",
@@ -83,6 +84,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="A/B rounds per cell (best is kept)")
     ap.add_argument("--max-ops", type=int, default=500_000, help="Aspen operations per level (cap)")
     ap.add_argument("--procs", type=int, default=2, help="client processes, both sides")
+    ap.add_argument(
+        "--target",
+        choices=["leader", "all"],
+        default="leader",
+        help="the clients of both systems talk to the leader, or spread over every member",
+    )
     ap.add_argument("--conns", type=int, default=2, help="Aspen client connections per process")
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--key-space", type=int, default=10_000)
@@ -100,7 +107,15 @@ def main() -> None:
 
     def level_cfg(op: str) -> load.LevelConfig:
         return load.LevelConfig(
-            op, ticket, a.duration, a.warmup, a.max_ops, a.conns, a.value_size, a.key_space
+            op,
+            ticket,
+            a.duration,
+            a.warmup,
+            a.max_ops,
+            a.conns,
+            a.value_size,
+            a.key_space,
+            spread=a.target == "all",
         )
 
     etcd = EtcdAnchor(a.anchors, a.etcd_python)
@@ -109,7 +124,7 @@ def main() -> None:
     try:
         etcd.start()
         cluster.start()
-        ticket = load.leader_first(cluster.ticket, "leader")
+        ticket = load.leader_first(cluster.ticket, a.target)
         preloaded_aspen = preloaded_etcd = False
         for op in ops:
             if op != "put" and not preloaded_aspen:

@@ -96,24 +96,37 @@ class LevelConfig:
     conns: int
     value_size: int
     key_space: int
+    #: `--target all`: spread the connections over the peers, each starting at another one.
+    spread: bool = False
 
 
-def _child(cfg: LevelConfig, workers: int, start_at: float, q: Any) -> None:
+def _child(cfg: LevelConfig, workers: int, start_at: float, q: Any, first_conn: int = 0) -> None:
     from aspen.rpc.loop import run as run_loop
 
     try:
-        res = run_loop(_child_async(cfg, workers, start_at))  # uvloop, like aspen-cli
+        res = run_loop(_child_async(cfg, workers, start_at, first_conn))  # uvloop, like aspen-cli
     except BaseException as exc:  # report instead of leaving the parent waiting
         res = {"error": repr(exc)}
     q.put(res)
 
 
-async def _child_async(cfg: LevelConfig, workers: int, start_at: float) -> dict[str, Any]:
+def rotated(ticket: str, by: int) -> str:
+    """The ticket with its peers rotated, so a client enters the cluster at peer `by` (mod n)."""
+    from aspen.rpc.ticket import ClusterTicket
+
+    t = ClusterTicket.decode(ticket)
+    k = by % len(t.peers)
+    return ClusterTicket(cookie=t.cookie, peers=t.peers[k:] + t.peers[:k]).encode()
+
+
+async def _child_async(cfg: LevelConfig, workers: int, start_at: float, first_conn: int) -> dict[str, Any]:
     from aspen.api.errors import AspenError
     from aspen.api.messages import SetOperation
     from aspen.client import AspenClient
 
-    clients = [AspenClient(cfg.ticket, timeout=10) for _ in range(max(1, min(cfg.conns, workers)))]
+    nconns = max(1, min(cfg.conns, workers))
+    tickets = [rotated(cfg.ticket, first_conn + i) if cfg.spread else cfg.ticket for i in range(nconns)]
+    clients = [AspenClient(t, timeout=10) for t in tickets]
     for c in clients:  # connect before the clock starts
         await c.ping()
     rng = random.Random(os.getpid())
@@ -216,7 +229,9 @@ def run_level(cfg: LevelConfig, concurrency: int, procs: int, node_pids: dict[in
     q = ctx.Queue()
     start_at = time.time() + 2.0 + 0.5 * procs  # time to spawn, import and connect
     sub = LevelConfig(**{**cfg.__dict__, "max_ops": max(1, cfg.max_ops // procs)})
-    children = [ctx.Process(target=_child, args=(sub, n, start_at, q)) for n in per]
+    children = [
+        ctx.Process(target=_child, args=(sub, n, start_at, q, i * cfg.conns)) for i, n in enumerate(per)
+    ]
     for p in children:
         p.start()
     time.sleep(max(0.0, start_at + cfg.warmup - time.time()))
@@ -404,7 +419,15 @@ def main() -> None:
         for op in ops:
             for c in levels:
                 cfg = LevelConfig(
-                    op, targeted, a.duration, a.warmup, a.max_ops, a.conns, a.value_size, a.key_space
+                    op,
+                    targeted,
+                    a.duration,
+                    a.warmup,
+                    a.max_ops,
+                    a.conns,
+                    a.value_size,
+                    a.key_space,
+                    spread=a.target == "all",
                 )
                 r = run_level(cfg, c, a.procs, pids)
                 r["target"] = a.target
