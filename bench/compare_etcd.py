@@ -87,10 +87,15 @@ def main() -> None:
     ap.add_argument(
         "--target",
         choices=["leader", "all"],
-        default="leader",
-        help="the clients of both systems talk to the leader, or spread over every member",
+        default="all",
+        help="the clients of both systems spread over every member (default), or talk to the leader",
     )
-    ap.add_argument("--conns", type=int, default=2, help="Aspen client connections per process")
+    ap.add_argument(
+        "--conns",
+        type=int,
+        default=3,
+        help="Aspen client connections per process (3: with --target all, two per member)",
+    )
     ap.add_argument("--value-size", type=int, default=100)
     ap.add_argument("--key-space", type=int, default=10_000)
     ap.add_argument("--anchors", type=Path, default=DEFAULT_ANCHORS)
