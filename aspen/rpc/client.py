@@ -291,7 +291,7 @@ class RpcConnection:
         sid, future = self._protocol.send_request(data, max_response)
         # The future is this request's alone, so its deadline settles it directly: one timer handle
         # instead of an asyncio.timeout scope per request (≈ 6 % of a loaded client's CPU).
-        timer = self._protocol._loop.call_later(timeout, self._expire, future, timeout)
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, future, timeout)
         try:
             return await future
         except RpcTimeoutError:

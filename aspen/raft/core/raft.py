@@ -784,12 +784,12 @@ class Raft:
     def forward_proposal(self, data: bytes, context: bytes) -> None:
         """A follower hands a normal entry to the leader it knows; `context` names it in a
         PROP_DROPPED answer. Raises ProposalDroppedError when there is no leader to hand it to."""
+        entry = Entry(term=0, index=0, type=EntryType.NORMAL, data=data)
         if self.state == StateRole.LEADER:
-            self.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=data)])
+            self.propose([entry])
             return
         if self.lead == NONE:
             raise ProposalDroppedError("no leader to forward the proposal to")
-        entry = Entry(term=0, index=0, type=EntryType.NORMAL, data=data)
         self._send(
             Message(type=MT.PROP_FORWARD, to=self.lead, frm=self.id, entries=(entry,), context=context)
         )
