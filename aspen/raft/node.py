@@ -122,6 +122,8 @@ class _Proposal:
 @dataclass(slots=True)
 class _ReadBatch:
     futures: list[asyncio.Future[int]] = field(default_factory=list)
+    #: Loop time the ReadIndex round was started.
+    started: float = 0.0
 
 
 @dataclass(slots=True)
@@ -545,7 +547,7 @@ class RaftNode:
         while self._ops:
             self._ops.popleft()(raw)
         self._feed_proposals(raw)
-        if self._read_waiters:
+        if self._read_waiters and self._may_start_read_round():
             waiters, self._read_waiters = self._read_waiters, []
             self._read_seq += 1
             ctx = _HEADER.pack(self.id, self._read_seq)
@@ -554,7 +556,23 @@ class RaftNode:
             except ProposalDroppedError:
                 _fail(waiters, NotLeader(self._leader))
             else:
-                self._reads_in_flight[ctx] = _ReadBatch(waiters)
+                self._reads_in_flight[ctx] = _ReadBatch(waiters, asyncio.get_running_loop().time())
+
+    def _may_start_read_round(self) -> bool:
+        """One ReadIndex round at a time (etcd's linearizable read loop): reads that arrive while a
+        round is out wait for it to finish and then share the next one, so a loaded node asks its
+        leader once per round trip, not once per turn of its loop. A round unanswered for an
+        election timeout went to a leader that is gone or cut off: its reads fail (a client retries
+        a read elsewhere) and the next round may start."""
+        if not self._reads_in_flight:
+            return True
+        cfg = self.config
+        oldest = asyncio.get_running_loop().time() - cfg.election_tick * cfg.tick_interval_s
+        for ctx, batch in list(self._reads_in_flight.items()):
+            if batch.started < oldest:
+                del self._reads_in_flight[ctx]
+                _fail(batch.futures, NotLeader(self._leader))
+        return not self._reads_in_flight
 
     def _feed_proposals(self, raw: RawNode) -> None:
         cfg = self.config
@@ -669,6 +687,12 @@ class RaftNode:
         was_leader = self._role == StateRole.LEADER
         old_leader = self._leader
         self._role, self._leader = role, leader
+        if not was_leader and self._reads_in_flight and leader != old_leader:
+            # Our ReadIndex round went to `old_leader`, which will not confirm it now: the reads
+            # fail at once (a client retries a read anywhere) and the next round may start.
+            rounds = list(self._reads_in_flight.values())
+            self._reads_in_flight.clear()
+            _fail((f for batch in rounds for f in batch.futures), NotLeader(leader))
         if not was_leader and self._pending and leader != old_leader:
             # Our forwarded proposals went to `old_leader`; it may have appended them, and the next
             # leader may commit them, or not. Answer now rather than at the callers' deadline.

@@ -10,6 +10,7 @@ from cluster_inproc import InProcCluster, write
 
 from aspen import kv
 from aspen.raft.errors import NotLeader
+from aspen.raft.node import RaftNode
 
 
 def run(coro: object) -> None:
@@ -105,3 +106,40 @@ def test_snapshot_from_a_forked_child_while_writes_continue(tmp_path: Path) -> N
             await cluster.stop()
 
     run(go())
+
+
+def test_a_follower_cut_off_from_its_leader_fails_its_reads_and_reads_again_once_healed(
+    tmp_path: Path,
+) -> None:
+    """A follower runs one ReadIndex round at a time. A round its leader can no longer answer must
+    not hold every later read: the follower's reads fail with NotLeader (not a timeout) once it
+    stops following that leader, and reads work again after the partition heals."""
+
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            await write(leader, "x", b"1")
+            follower = next(n for n in cluster.nodes.values() if n is not leader)
+            assert await follower.read_barrier(timeout=5) >= 1
+            cluster.network.cut(follower.id, leader.id)
+            with pytest.raises(NotLeader):
+                await follower.read_barrier(timeout=5)
+            cluster.network.heal()
+            index = await _read_until_ok(follower)
+            assert follower.applied_index >= index
+        finally:
+            await cluster.stop()
+
+    run(go())
+
+
+async def _read_until_ok(node: RaftNode) -> int:
+    """A read barrier on `node`, retried (bounded) while it still has no leader after a heal."""
+    for _ in range(100):
+        try:
+            return await node.read_barrier(timeout=5)
+        except NotLeader:
+            await asyncio.sleep(0.05)  # an election is under way; NotLeader comes back at once
+    raise AssertionError("no read barrier within 100 attempts")
