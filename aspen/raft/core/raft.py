@@ -316,7 +316,11 @@ class Raft:
             if nid != self.id:
                 self.send_append(nid)
 
-    def bcast_heartbeat(self, ctx: bytes = b"") -> None:
+    def bcast_heartbeat(self, ctx: bytes | None = None) -> None:
+        if ctx is None:
+            # A periodic round carries the newest pending ReadIndex context (as etcd's does): if
+            # that round's own heartbeats or acks were lost, this one confirms it and all before it.
+            ctx = self.read_only.queue[-1] if self.read_only.queue else b""
         for nid in sorted(self.prs.progress):
             if nid == self.id:
                 continue

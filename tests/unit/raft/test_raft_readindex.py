@@ -79,3 +79,17 @@ def test_new_leader_defers_read_index_until_it_commits_in_its_term() -> None:
     c.tick_all(2)
     assert [rs.context for rs in c.read_states[2]] == [b"early"]
     assert c.read_states[2][0].index == r2.log.committed > old_commit
+
+
+def test_a_read_index_round_whose_heartbeats_were_lost_is_confirmed_by_the_next_periodic_one() -> None:
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    commit = c.raft(1).log.committed
+    c.isolate(1)
+    c.nodes[1].read_index(b"r1")
+    c.stabilize()
+    assert c.read_states[1] == []  # that round's heartbeats are lost
+    c.heal()
+    c.tick(1, c.raft(1).heartbeat_timeout)  # the leader's periodic heartbeat round
+    c.stabilize()
+    assert [(rs.index, rs.context) for rs in c.read_states[1]] == [(commit, b"r1")]
