@@ -687,19 +687,12 @@ class RaftNode:
         was_leader = self._role == StateRole.LEADER
         old_leader = self._leader
         self._role, self._leader = role, leader
-        if not was_leader and self._reads_in_flight and leader != old_leader:
-            # Our ReadIndex round went to `old_leader`, which will not confirm it now: the reads
-            # fail at once (a client retries a read anywhere) and the next round may start.
-            rounds = list(self._reads_in_flight.values())
-            self._reads_in_flight.clear()
-            _fail((f for batch in rounds for f in batch.futures), NotLeader(leader))
-        if not was_leader and self._pending and leader != old_leader:
-            # Our forwarded proposals went to `old_leader`; it may have appended them, and the next
-            # leader may commit them, or not. Answer now rather than at the callers' deadline.
-            pending = [f for futures in self._pending.values() for f in futures]
-            self._pending.clear()
-            _fail(
-                pending,
+        if not was_leader and leader != old_leader:
+            # Our forwarded proposals and ReadIndex round went to `old_leader`, which will not
+            # confirm them now (it may have appended the proposals, and the next leader may commit
+            # them, or not). Answer now rather than at the callers' deadline.
+            self._fail_sent(
+                NotLeader(leader),
                 OutcomeUnknown(
                     f"leader {old_leader} lost leadership while the forwarded request was in flight; "
                     "it may or may not have been applied"
@@ -863,12 +856,17 @@ class RaftNode:
         """Answer every caller waiting on our leadership. Entries already appended may still commit
         (under the next leader, or on restart): their callers hear `unknown`, never a retryable
         failure, or a CAS could be applied twice. Queued proposals and unconfirmed reads get `err`."""
-        _fail((f for futures in self._pending.values() for f in futures), unknown)
-        self._pending.clear()
+        self._fail_sent(err, unknown)
         _fail((f for _, f in self._conf_waiters), unknown)
         self._conf_waiters.clear()
         _fail((p.future for p in self._proposals), err)
         self._proposals.clear()
+
+    def _fail_sent(self, err: Exception, unknown: OutcomeUnknown) -> None:
+        """Answer the callers of what left this node: proposals in the log or handed to a leader
+        hear `unknown` (they may still commit), ReadIndex rounds not yet confirmed hear `err`."""
+        _fail((f for futures in self._pending.values() for f in futures), unknown)
+        self._pending.clear()
         _fail((f for batch in self._reads_in_flight.values() for f in batch.futures), err)
         self._reads_in_flight.clear()
 
