@@ -97,24 +97,6 @@ class NodeIdentityInfo:
         return EndpointAddr(self.endpoint_id, self.addrs).to_json()
 
 
-#: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
-#: local: a follower serves them after a ReadIndex round through the leader).
-FORWARDED = frozenset(
-    {
-        "WriteKey",
-        "DeleteKey",
-        "CompareAndSwapKey",
-        "CompareAndDeleteKey",
-        "BatchWrite",
-        "ConditionalBatchWrite",
-        "AddLearner",
-        "ChangeMembership",
-        "PromoteLearner",
-        *COORDINATION_WRITES,
-    }
-)
-#: Lease writes are forwarded like KV writes (aspen.api.lease_messages).
-FORWARDED |= LEASE_WRITES
 #: Writes a follower proposes itself, handing the log entry to the leader over the Raft channel
 #: (batched, like the leader's own) instead of relaying the request over QUIC: the leader's thread
 #: is the cluster's bottleneck, and most of a relayed request's cost there is QUIC. Only plain KV
@@ -128,6 +110,15 @@ PROPOSED_BY_FOLLOWERS = frozenset(
         "BatchWrite",
         "ConditionalBatchWrite",
     }
+)
+#: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
+#: local: a follower serves them after a ReadIndex round through the leader). Lease writes are
+#: forwarded like KV writes (aspen.api.lease_messages).
+FORWARDED = (
+    PROPOSED_BY_FOLLOWERS
+    | {"AddLearner", "ChangeMembership", "PromoteLearner"}
+    | COORDINATION_WRITES
+    | LEASE_WRITES
 )
 RELAYED = FORWARDED - PROPOSED_BY_FOLLOWERS
 FORWARD_TIMEOUT_S = 30.0
