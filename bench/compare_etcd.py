@@ -111,17 +111,7 @@ def main() -> None:
         ap.error("--rounds must be 1..5 and --duration < 55 s")
 
     def level_cfg(op: str) -> load.LevelConfig:
-        return load.LevelConfig(
-            op,
-            ticket,
-            a.duration,
-            a.warmup,
-            a.max_ops,
-            a.conns,
-            a.value_size,
-            a.key_space,
-            spread=a.target == "all",
-        )
+        return load.LevelConfig.from_args(op, ticket, a)
 
     etcd = EtcdAnchor(a.anchors, a.etcd_python)
     cluster = load.LocalCluster()

@@ -99,6 +99,22 @@ class LevelConfig:
     #: `--target all`: spread the connections over the peers, each starting at another one.
     spread: bool = False
 
+    @classmethod
+    def from_args(cls, op: str, ticket: str, a: argparse.Namespace) -> LevelConfig:
+        """A level of `op` against `ticket`, configured by the command line (load.py's or
+        compare_etcd.py's: they share these option names)."""
+        return cls(
+            op,
+            ticket,
+            a.duration,
+            a.warmup,
+            a.max_ops,
+            a.conns,
+            a.value_size,
+            a.key_space,
+            spread=a.target == "all",
+        )
+
 
 def _child(cfg: LevelConfig, workers: int, start_at: float, q: Any, first_conn: int = 0) -> None:
     from aspen.rpc.loop import run as run_loop
@@ -418,17 +434,7 @@ def main() -> None:
         )
         for op in ops:
             for c in levels:
-                cfg = LevelConfig(
-                    op,
-                    targeted,
-                    a.duration,
-                    a.warmup,
-                    a.max_ops,
-                    a.conns,
-                    a.value_size,
-                    a.key_space,
-                    spread=a.target == "all",
-                )
+                cfg = LevelConfig.from_args(op, targeted, a)
                 r = run_level(cfg, c, a.procs, pids)
                 r["target"] = a.target
                 print(
