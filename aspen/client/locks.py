@@ -260,6 +260,9 @@ class Lock:
         #: The fencing token while held (as far as this handle knows), else None.
         self.token: int | None = None
         self.deadline_ms: int | None = None
+        #: The highest token this handle was ever given. A new acquisition always gets a higher one,
+        #: which tells it apart from an earlier hold of ours whose release did not get through.
+        self._last_token = 0
 
     async def acquire(self, timeout_ms: int | None = None) -> int:
         """Wait for the lock; returns the fencing token or raises `LockNotAcquired`."""
@@ -288,6 +291,7 @@ class Lock:
         if not res.is_success or res.fencing_token is None:
             raise LockNotAcquired(res.error or "lock not acquired")
         self.token, self.deadline_ms = res.fencing_token, res.deadline_ms
+        self._last_token = max(self._last_token, res.fencing_token)
         return res.fencing_token
 
     async def _recover(self) -> bool:
@@ -301,7 +305,11 @@ class Lock:
         record = json.loads(value)
         if record.get("holder_id") != self.holder_id or not record.get("deadline_ms"):
             return False
+        if record["fencing_token"] <= self._last_token:
+            # Our earlier hold, whose release failed: not the acquisition that was in doubt.
+            return False
         self.token, self.deadline_ms = record["fencing_token"], record["deadline_ms"]
+        self._last_token = record["fencing_token"]
         return True
 
     async def renew(self, ttl_ms: int | None = None) -> int:

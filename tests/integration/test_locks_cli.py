@@ -397,7 +397,8 @@ async def _contend(
 def check_holds(holds: list[Hold], count: int) -> dict[str, int]:
     by_token = sorted(holds, key=lambda h: h.token)
     tokens = [h.token for h in by_token]
-    assert len(set(tokens)) == len(tokens), "a fencing token was handed out twice"
+    twice = [h for a, b in itertools.pairwise(by_token) if a.token == b.token for h in (a, b)]
+    assert not twice, f"a fencing token was handed out twice: {twice}"
     violations = sum(1 for a, b in itertools.pairwise(by_token) if a.released > b.acquired)
     by_time = sorted(holds, key=lambda h: h.acquired)
     not_increasing = sum(1 for a, b in itertools.pairwise(by_time) if a.token >= b.token)
