@@ -36,6 +36,8 @@ from typing import BinaryIO
 
 import blake3
 
+from aspen.blob.directio import SequentialWriter
+
 __all__ = [
     "DEFAULT_MAX_BLOB_SIZE",
     "BlobInfo",
@@ -50,9 +52,6 @@ __all__ = [
 DEFAULT_MAX_BLOB_SIZE = 1024 * 1024 * 1024
 #: Reads and hashing go in chunks of this size: large enough for throughput, small enough for memory.
 IO_CHUNK = 4 * 1024 * 1024
-#: Received bytes are handed to the disk's writeback every this many bytes.
-WRITEBACK_STEP = 32 * 1024 * 1024
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -101,10 +100,10 @@ class PendingBlob:
         self._store = store
         self.expected_size = expected_size
         self.path = store.tmp_dir / f"{secrets.token_hex(8)}.part"
-        self._file: BinaryIO | None = open(self.path, "wb", buffering=0)  # noqa: SIM115 - owned here
+        # Past the page cache where possible (see `directio`): the bytes are fsynced at commit.
+        self._file: SequentialWriter | None = SequentialWriter(self.path)
         self._hasher = new_hasher()
         self.size = 0
-        self._flushed = 0
 
     def write(self, data: bytes | memoryview) -> None:
         if self._file is None:
@@ -114,15 +113,7 @@ class PendingBlob:
         if self.size > limit:
             raise BlobTooLargeError(f"blob exceeds {limit} bytes")
         self._hasher.update(data)
-        view = memoryview(data)
-        while view:  # raw file: write may be partial
-            written = self._file.write(view)
-            view = view[written or 0 :]
-        if self.size - self._flushed >= WRITEBACK_STEP and hasattr(os, "posix_fadvise"):
-            # Start writeback of what arrived so far (Linux: DONTNEED on dirty pages queues them
-            # for writing without waiting), so the final fsync has little left to do.
-            os.posix_fadvise(self._file.fileno(), self._flushed, self.size - self._flushed, _DONTNEED)
-            self._flushed = self.size
+        self._file.write(data)
 
     def hexdigest(self) -> str:
         return str(self._hasher.hexdigest())
@@ -139,7 +130,7 @@ class PendingBlob:
                 raise HashMismatchError(f"received {self.size} of {self.expected_size} bytes")
             if expected_hash is not None and digest != expected_hash:
                 raise HashMismatchError(f"received bytes hash to {digest}, expected {expected_hash}")
-            os.fsync(self._file.fileno())
+            self._file.sync()
         except BaseException:
             self.abort()
             raise

@@ -13,7 +13,6 @@ import asyncio
 import functools
 import io
 import os
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -23,6 +22,7 @@ import blake3
 from aspen.api import blob_messages as b
 from aspen.api import messages as m
 from aspen.api.errors import ServiceUnavailableError
+from aspen.blob.directio import SequentialWriter
 from aspen.rpc.bulk import BulkError, BulkTarget, download, upload
 from aspen.rpc.ticket import parse_host_port
 
@@ -49,8 +49,6 @@ BLOB_IDEMPOTENT = frozenset(
     }
 )
 TRANSFER_ATTEMPTS = 4
-WRITEBACK_STEP = 32 * 1024 * 1024
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 4)
 
 
 class BlobTransferError(ServiceUnavailableError):
@@ -66,49 +64,34 @@ def _target(transfer: b.BlobTransfer) -> BulkTarget:
 
 
 class _HashingSink:
-    """Writes received chunks to a file and hashes them, remembering how many arrived (to resume)."""
+    """Writes received chunks out and hashes them, remembering how many arrived (to resume)."""
 
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
+    def __init__(self, write: Callable[[memoryview], object], rewind: Callable[[], None]) -> None:
+        self._write = write
+        self._rewind = rewind
         self.done = 0
-        self._flushed = 0
-        self._fd = _regular_fd(out)
         self._hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
 
     def write(self, chunk: memoryview) -> None:
-        self.out.write(chunk)
+        self._write(chunk)
         self._hasher.update(chunk)
         self.done += len(chunk)
-        if self._fd is not None and self.done - self._flushed >= WRITEBACK_STEP:
-            # Hand what arrived to the disk's writeback now (Linux starts it without waiting), so
-            # a large download is not throttled by a pile of dirty pages at the end.
-            self.out.flush()
-            os.posix_fadvise(self._fd, self._flushed, self.done - self._flushed, _DONTNEED)
-            self._flushed = self.done
 
     def hexdigest(self) -> str:
         return str(self._hasher.hexdigest())
 
     def restart(self) -> None:
-        try:
-            self.out.seek(0)
-            self.out.truncate()
-        except OSError as err:  # a pipe: what was written cannot be taken back
-            raise BlobTransferError(f"received corrupt bytes on an unseekable output: {err}") from None
+        self._rewind()
         self.done = 0
-        self._flushed = 0
         self._hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
-def _regular_fd(out: BinaryIO) -> int | None:
-    """The file descriptor of `out` if it is a regular file and the OS can start writeback early."""
-    if not hasattr(os, "posix_fadvise"):
-        return None
+def _rewind(out: BinaryIO) -> None:
     try:
-        fd = out.fileno()
-        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-    except (OSError, ValueError, io.UnsupportedOperation):
-        return None
+        out.seek(0)
+        out.truncate()
+    except OSError as err:  # a pipe: what was written cannot be taken back
+        raise BlobTransferError(f"received corrupt bytes on an unseekable output: {err}") from None
 
 
 class BlobOps:
@@ -190,8 +173,18 @@ class BlobOps:
             return res
         part = dest.with_name(dest.name + ".part")
         try:
-            with open(part, "wb") as out:
-                await self._write_blob(digest, res, out, progress)
+            # Written past the page cache where possible (see `directio`): a large download then
+            # runs at the disk's speed instead of the speed of filling fresh cache pages.
+            writer = SequentialWriter(part, exclusive=False)
+            try:
+                if res.data is not None:
+                    writer.write(res.data)
+                else:
+                    sink = _HashingSink(writer.write, writer.restart)
+                    await self._read_into(digest, sink, res, progress)
+                writer.finish()
+            finally:
+                writer.close()
             # Renamed only once complete and verified. Not fsynced: the user's copy is not the
             # store's (whose files are), and the fsync would cap downloads at the disk's write speed.
             os.replace(part, dest)
@@ -219,8 +212,12 @@ class BlobOps:
         """Stream a blob into `out` (positioned at 0), verifying its hash; returns its size. A broken
         transfer resumes where it stopped; a corrupt one starts over (the node has dropped its bad
         copy by then and serves a good one)."""
+        return await self._read_into(digest, _HashingSink(out.write, lambda: _rewind(out)), first, progress)
+
+    async def _read_into(
+        self, digest: str, sink: _HashingSink, first: b.GetBlobResult | None, progress: Progress | None
+    ) -> int:
         res = first
-        sink = _HashingSink(out)
         last: Exception | None = None
         for _ in range(TRANSFER_ATTEMPTS):
             if res is None:
