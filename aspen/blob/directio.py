@@ -42,11 +42,16 @@ class SequentialWriter:
         if direct and _O_DIRECT:
             try:
                 fd = os.open(path, flags | _O_DIRECT, 0o644)
-                self._buf = mmap.mmap(-1, BUFFER)  # anonymous mappings are page-aligned
             except OSError as err:
                 if err.errno != errno.EINVAL:
                     raise
                 fd = -1  # the filesystem does not do direct I/O
+            else:
+                try:
+                    self._buf = mmap.mmap(-1, BUFFER)  # anonymous mappings are page-aligned
+                except BaseException:
+                    os.close(fd)
+                    raise
         self._fd = fd if fd >= 0 else os.open(path, flags, 0o644)
 
     @property
