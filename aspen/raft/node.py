@@ -547,7 +547,9 @@ class RaftNode:
         while self._ops:
             self._ops.popleft()(raw)
         self._feed_proposals(raw)
-        if self._read_waiters and self._may_start_read_round():
+        if self._reads_in_flight:
+            self._drop_stale_read_rounds()
+        if self._read_waiters and not self._reads_in_flight:
             waiters, self._read_waiters = self._read_waiters, []
             self._read_seq += 1
             ctx = _HEADER.pack(self.id, self._read_seq)
@@ -558,21 +560,19 @@ class RaftNode:
             else:
                 self._reads_in_flight[ctx] = _ReadBatch(waiters, asyncio.get_running_loop().time())
 
-    def _may_start_read_round(self) -> bool:
+    def _drop_stale_read_rounds(self) -> None:
         """One ReadIndex round at a time (etcd's linearizable read loop): reads that arrive while a
         round is out wait for it to finish and then share the next one, so a loaded node asks its
         leader once per round trip, not once per turn of its loop. A round unanswered for an
         election timeout went to a leader that is gone or cut off: its reads fail (a client retries
-        a read elsewhere) and the next round may start."""
-        if not self._reads_in_flight:
-            return True
+        a read elsewhere) and the next round may start. Checked on every turn (the ticker makes
+        one per tick), so a lone read in a lost round fails then, not at its own deadline."""
         cfg = self.config
         oldest = asyncio.get_running_loop().time() - cfg.election_tick * cfg.tick_interval_s
         for ctx, batch in list(self._reads_in_flight.items()):
             if batch.started < oldest:
                 del self._reads_in_flight[ctx]
                 _fail(batch.futures, NotLeader(self._leader))
-        return not self._reads_in_flight
 
     def _feed_proposals(self, raw: RawNode) -> None:
         cfg = self.config

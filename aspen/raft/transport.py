@@ -23,11 +23,13 @@ class Transport(Protocol):
 
 
 class InMemoryNetwork:
-    """A loss-free in-process network; `cut(a, b)` drops traffic between two nodes (both ways)."""
+    """A loss-free in-process network; `cut(a, b)` drops traffic between two nodes (both ways),
+    `cut_one_way(a, b)` only what `a` sends to `b`."""
 
     def __init__(self) -> None:
         self._nodes: dict[NodeId, Deliver] = {}
         self._cut: set[frozenset[NodeId]] = set()
+        self._one_way: set[tuple[NodeId, NodeId]] = set()
 
     def register(self, node_id: NodeId, deliver: Deliver) -> InMemoryTransport:
         self._nodes[node_id] = deliver
@@ -39,11 +41,15 @@ class InMemoryNetwork:
     def cut(self, a: NodeId, b: NodeId) -> None:
         self._cut.add(frozenset((a, b)))
 
+    def cut_one_way(self, frm: NodeId, to: NodeId) -> None:
+        self._one_way.add((frm, to))
+
     def heal(self) -> None:
         self._cut.clear()
+        self._one_way.clear()
 
     def _deliver(self, frm: NodeId, msg: Message) -> None:
-        if frozenset((frm, msg.to)) in self._cut:
+        if frozenset((frm, msg.to)) in self._cut or (frm, msg.to) in self._one_way:
             return
         target = self._nodes.get(msg.to)
         if target is not None:

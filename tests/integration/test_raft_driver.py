@@ -9,6 +9,7 @@ import pytest
 from cluster_inproc import InProcCluster, write
 
 from aspen import kv
+from aspen.raft.core.types import StateRole
 from aspen.raft.errors import NotLeader
 from aspen.raft.node import RaftNode
 
@@ -129,6 +130,35 @@ def test_a_follower_cut_off_from_its_leader_fails_its_reads_and_reads_again_once
             cluster.network.heal()
             index = await _read_until_ok(follower)
             assert follower.applied_index >= index
+        finally:
+            await cluster.stop()
+
+    run(go())
+
+
+def test_a_lone_read_whose_round_is_lost_fails_after_an_election_timeout_not_at_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """The follower still hears its leader, but what it sends is lost (a TCP link stuck in
+    retransmission backoff after packet loss): its ReadIndex round is never answered. With no other
+    read arriving to notice, the round must still be given up after an election timeout, so the
+    caller gets NotLeader (and retries) instead of waiting out its whole deadline."""
+
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            await write(leader, "x", b"1")
+            follower = next(n for n in cluster.nodes.values() if n is not leader)
+            assert await follower.read_barrier(timeout=5) >= 1
+            cluster.network.cut_one_way(follower.id, leader.id)
+            # Without the check on every turn this read waits out its 30 s and times out instead.
+            with pytest.raises(NotLeader):
+                await follower.read_barrier(timeout=30)
+            assert follower.role == StateRole.FOLLOWER and follower.leader_id == leader.id
+            cluster.network.heal()
+            assert await _read_until_ok(follower) >= 1
         finally:
             await cluster.stop()
 
