@@ -84,6 +84,9 @@ MAX_FRAME = 512 * 1024 * 1024
 #: progress, so a large snapshot on a slow link is fine while a peer that stopped reading is not.
 WRITE_CHUNK = 1024 * 1024
 DRAIN_TIMEOUT = 5.0
+#: Bytes sent on a peer link and not acknowledged for this long mean the link is dead or stuck in
+#: TCP's retransmission backoff: the kernel drops the connection and the transport redials.
+UNACKED_TIMEOUT = 3.0
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 2.0
 CLOSE_TIMEOUT = 2.0
@@ -154,6 +157,11 @@ def _tune_socket(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # A peer that vanished without a FIN/RST (power loss) is eventually noticed on idle links.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            # After heavy packet loss TCP's retransmission timer may have backed off to many
+            # seconds, and a link that is fine again stays silent that long: give up on it and
+            # redial instead (etcd's peer connections have a 5 s write timeout for the same reason).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_TIMEOUT * 1000))
     except (OSError, AttributeError):
         pass
 
