@@ -22,7 +22,7 @@ def run(scenario: str, seed: int, root: Path, *, soak: bool = False) -> Scenario
 
 
 def assert_sound(res: ScenarioResult) -> None:
-    assert res.faults_injected >= 1
+    assert res.faults_injected >= 1, res.message  # the message says why a run ended early
     assert res.linearizable, res.message
     # The run did real work on both sides of the fault, not just an empty history.
     assert res.ops_checked > 50, res

@@ -65,6 +65,7 @@ class Workload:
         self._thread = threading.Thread(target=self._main, name="fault-workload", daemon=True)
         self._lock = threading.Lock()
         self.crash: BaseException | None = None
+        self.last_read_error = ""
 
     # -- control --------------------------------------------------------------------------
     def start(self) -> Workload:
@@ -143,6 +144,7 @@ class Workload:
             res = await client.read(key)
         except AspenError as err:
             self.errors[f"read {type(err).__name__}"] += 1
+            self.last_read_error = f"{type(err).__name__}: {err}"
             op.complete, op.status = time.monotonic(), Status.FAIL
             return op
         op.complete, op.output = time.monotonic(), res.value if res.was_found else None
@@ -196,7 +198,10 @@ class Workload:
                 for key in self.config.keys:
                     op = await self._read(client, 1000 + i, key)
                     if op.status != Status.OK:
-                        raise AssertionError(f"final read of {key} via node ticket {i} failed: {self.errors}")
+                        raise AssertionError(
+                            f"final read of {key} via node ticket {i} failed ({self.last_read_error}); "
+                            f"errors during the run: {dict(self.errors)}"
+                        )
                     self._record(op)
                     done += 1
         return done
