@@ -15,6 +15,7 @@ refuses `O_DIRECT` (tmpfs, macOS, an odd device), the same calls do plain buffer
 from __future__ import annotations
 
 import errno
+import fcntl
 import mmap
 import os
 from pathlib import Path
@@ -34,7 +35,6 @@ class SequentialWriter:
 
     def __init__(self, path: Path, *, direct: bool = True, exclusive: bool = True) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_CLOEXEC | (os.O_EXCL if exclusive else 0)
-        self.path = path
         self.size = 0
         self._buf: mmap.mmap | None = None
         self._fill = 0
@@ -57,9 +57,6 @@ class SequentialWriter:
     @property
     def direct(self) -> bool:
         return self._buf is not None
-
-    def fileno(self) -> int:
-        return self._fd
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
@@ -91,8 +88,6 @@ class SequentialWriter:
                 _write_all(self._fd, out)
 
     def _go_buffered(self) -> None:
-        import fcntl
-
         fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~_O_DIRECT)
 
     def finish(self) -> None:

@@ -879,7 +879,6 @@ class BlobService:
                     return data
 
                 chunk = await asyncio.to_thread(read_chunk)
-                writer.transport.set_write_buffer_limits(high=2 * CHUNK)
                 # Bounded by the file size: each turn sends one chunk of it.
                 while chunk:
                     writer.write(chunk)
