@@ -109,12 +109,16 @@ def test_snapshot_from_a_forked_child_while_writes_continue(tmp_path: Path) -> N
     run(go())
 
 
-def test_a_follower_cut_off_from_its_leader_fails_its_reads_and_reads_again_once_healed(
-    tmp_path: Path,
+@pytest.mark.parametrize("one_way", [False, True], ids=["cut-both-ways", "cut-one-way"])
+def test_a_follower_whose_read_round_is_lost_fails_the_read_and_reads_again_once_healed(
+    tmp_path: Path, one_way: bool
 ) -> None:
     """A follower runs one ReadIndex round at a time. A round its leader can no longer answer must
-    not hold every later read: the follower's reads fail with NotLeader (not a timeout) once it
-    stops following that leader, and reads work again after the partition heals."""
+    not hold every later read, nor a lone read until its deadline: the read fails with NotLeader
+    (and the client retries) once the follower stops following that leader (cut both ways) or,
+    when the follower still hears its leader but what it sends is lost (cut one way: a TCP link
+    stuck in retransmission backoff after packet loss), after an election timeout. Reads work
+    again after the partition heals."""
 
     async def go() -> None:
         cluster = InProcCluster(tmp_path)
@@ -124,41 +128,18 @@ def test_a_follower_cut_off_from_its_leader_fails_its_reads_and_reads_again_once
             await write(leader, "x", b"1")
             follower = next(n for n in cluster.nodes.values() if n is not leader)
             assert await follower.read_barrier(timeout=5) >= 1
-            cluster.network.cut(follower.id, leader.id)
+            if one_way:
+                cluster.network.cut_one_way(follower.id, leader.id)
+            else:
+                cluster.network.cut(follower.id, leader.id)
+            # A round nobody gives up on would wait out these 30 s and time out instead.
             with pytest.raises(NotLeader):
-                await follower.read_barrier(timeout=5)
+                await follower.read_barrier(timeout=30)
+            if one_way:
+                assert follower.role == StateRole.FOLLOWER and follower.leader_id == leader.id
             cluster.network.heal()
             index = await _read_until_ok(follower)
             assert follower.applied_index >= index
-        finally:
-            await cluster.stop()
-
-    run(go())
-
-
-def test_a_lone_read_whose_round_is_lost_fails_after_an_election_timeout_not_at_its_deadline(
-    tmp_path: Path,
-) -> None:
-    """The follower still hears its leader, but what it sends is lost (a TCP link stuck in
-    retransmission backoff after packet loss): its ReadIndex round is never answered. With no other
-    read arriving to notice, the round must still be given up after an election timeout, so the
-    caller gets NotLeader (and retries) instead of waiting out its whole deadline."""
-
-    async def go() -> None:
-        cluster = InProcCluster(tmp_path)
-        await cluster.start()
-        try:
-            leader = await cluster.leader()
-            await write(leader, "x", b"1")
-            follower = next(n for n in cluster.nodes.values() if n is not leader)
-            assert await follower.read_barrier(timeout=5) >= 1
-            cluster.network.cut_one_way(follower.id, leader.id)
-            # Without the check on every turn this read waits out its 30 s and times out instead.
-            with pytest.raises(NotLeader):
-                await follower.read_barrier(timeout=30)
-            assert follower.role == StateRole.FOLLOWER and follower.leader_id == leader.id
-            cluster.network.heal()
-            assert await _read_until_ok(follower) >= 1
         finally:
             await cluster.stop()
 
