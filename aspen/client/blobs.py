@@ -169,7 +169,7 @@ class BlobOps:
         if dest.exists() and not dest.is_file():
             # A device or pipe (e.g. /dev/null): write through; never rename over it.
             with open(dest, "wb") as out:
-                await self._write_blob(digest, res, out, progress)
+                await self._write_blob(digest, res, out.write, lambda: _rewind(out), progress)
             return res
         part = dest.with_name(dest.name + ".part")
         try:
@@ -177,11 +177,7 @@ class BlobOps:
             # runs at the disk's speed instead of the speed of filling fresh cache pages.
             writer = SequentialWriter(part, exclusive=False)
             try:
-                if res.data is not None:
-                    writer.write(res.data)
-                else:
-                    sink = _HashingSink(writer.write, writer.restart)
-                    await self._read_into(digest, sink, res, progress)
+                await self._write_blob(digest, res, writer.write, writer.restart, progress)
                 writer.finish()
             finally:
                 writer.close()
@@ -194,12 +190,17 @@ class BlobOps:
         return res
 
     async def _write_blob(
-        self, digest: str, res: b.GetBlobResult, out: BinaryIO, progress: Progress | None
+        self,
+        digest: str,
+        res: b.GetBlobResult,
+        write: Callable[[memoryview], object],
+        rewind: Callable[[], None],
+        progress: Progress | None,
     ) -> None:
         if res.data is not None:
-            out.write(res.data)
+            write(memoryview(res.data))
         else:
-            await self.read_blob_into(digest, out, first=res, progress=progress)
+            await self._read_into(digest, _HashingSink(write, rewind), res, progress)
 
     async def read_blob_into(
         self,
