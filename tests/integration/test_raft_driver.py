@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from cluster_inproc import InProcCluster, write
 
 from aspen import kv
-from aspen.raft.core.types import StateRole
+from aspen.raft.core.types import Entry, HardState, StateRole
 from aspen.raft.errors import NotLeader
 from aspen.raft.node import RaftNode
 
@@ -103,6 +104,69 @@ def test_snapshot_from_a_forked_child_while_writes_continue(tmp_path: Path) -> N
             assert await cluster.converged(max(n.applied_index for n in cluster.nodes.values()))
             assert len(cluster.states[leader.id].kv) == 1000
             assert len(cluster.hashes()) == 1
+        finally:
+            await cluster.stop()
+
+    run(go())
+
+
+def test_a_commit_index_alone_is_never_fsynced(tmp_path: Path) -> None:
+    """Commit notices and heartbeats move only the commit index: no member writes its WAL for them.
+    Within one term, every save carries entries."""
+
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            await write(leader, "warm", b"up")
+            assert await cluster.converged(leader.applied_index)
+            term = leader.status().term
+            commit_only: list[tuple[int, HardState]] = []
+            for node in cluster.nodes.values():
+                wal = node._wal
+                assert wal is not None
+                wal.save = _recording_save(node.id, term, wal.save, commit_only)  # type: ignore[method-assign]
+            for i in range(20):  # one at a time: each write is followed by its own commit notice
+                assert (await write(leader, f"c{i}", b"x")).is_success
+                # Every member has applied the write, so each has heard its commit index.
+                assert await cluster.converged(leader.applied_index)
+            assert commit_only == []
+        finally:
+            await cluster.stop()
+
+    run(go())
+
+
+def _recording_save(
+    node_id: int, term: int, save: Callable[..., None], commit_only: list[tuple[int, HardState]]
+) -> Callable[..., None]:
+    def recording(hard_state: HardState | None, entries: Sequence[Entry], **kw: object) -> None:
+        if hard_state is not None and not entries and hard_state.term == term:
+            commit_only.append((node_id, hard_state))
+        save(hard_state, entries, **kw)
+
+    return recording
+
+
+def test_a_restart_right_after_a_snapshot_recovers_a_commit_index_that_trails_it(tmp_path: Path) -> None:
+    """The commit index on disk lags the applied one (it is saved only with the next entries), so a
+    snapshot of everything applied may be ahead of it: a restart takes the snapshot's index."""
+
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            results = await asyncio.gather(*(write(leader, f"r{i}", b"x") for i in range(20)))
+            assert all(r.is_success for r in results)
+            snap = await leader.trigger_snapshot()
+            assert snap == leader.applied_index
+            restarted = await cluster.restart(leader.id)
+            assert restarted.status().commit >= snap
+            await cluster.leader()
+            assert await cluster.converged(max(n.applied_index for n in cluster.nodes.values()))
+            assert len(cluster.states[leader.id].kv) == 20
         finally:
             await cluster.stop()
 
