@@ -125,6 +125,9 @@ class _Peer:
     #: Woken by `send` (new messages), the connection monitor (EOF) and `set_peer` (new addresses).
     waiter: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
+    #: The connection's writer while the pump is idle (nothing queued, nothing being written):
+    #: `send` then writes a small message itself, at once, instead of waking the pump for it.
+    idle_writer: asyncio.StreamWriter | None = None
     connected: bool = False
     ever_connected: bool = False
     sent: int = 0
@@ -370,10 +373,38 @@ class TcpTransport:
             if not peer.accepting or len(peer.queue) >= self._max_queue:
                 peer.dropped += 1
                 return
+            writer = peer.idle_writer
+            # Only with nothing queued: a message must not overtake one waiting for the pump.
+            if writer is not None and not peer.queue and self._write_now(peer, writer, msg):
+                return
             peer.queue.append(msg)
             peer.wake()
         except Exception:  # must never raise into the driver
             log.exception("raft transport send failed")
+
+    def _write_now(self, peer: _Peer, writer: asyncio.StreamWriter, msg: Message) -> bool:
+        """Write `msg` straight to the idle connection; False leaves it to the pump.
+
+        This takes a turn of the event loop (the pump task's wake-up) off every message's path, and
+        lets a leader's appends leave before its own fsync starts, whether that runs on the WAL
+        thread (which would hold the GIL until its syscall) or not."""
+        if writer.transport.is_closing():
+            return False
+        try:
+            payload = encode_message(msg)
+        except Exception:
+            log.exception("cannot encode raft message", extra={"type": int(msg.type)})
+            peer.dropped += 1
+            return True
+        if len(payload) > WRITE_CHUNK:  # large appends go out in chunks, with back-pressure
+            return False
+        writer.write(_LEN.pack(len(payload)) + payload)
+        peer.sent += 1
+        if writer.transport.get_write_buffer_size() > WRITE_CHUNK:
+            # The peer is slow to read: let the pump wait for the buffer to drain (or time out).
+            peer.idle_writer = None
+            peer.wake()
+        return True
 
     async def _run_peer(self, peer: _Peer) -> None:
         backoff = BACKOFF_MIN
@@ -459,7 +490,15 @@ class TcpTransport:
                 if eof.done():
                     raise ConnectionResetError("connection closed by peer")
                 if not peer.queue:
-                    await self._wait(peer, None)
+                    if writer.transport.get_write_buffer_size() > WRITE_CHUNK:
+                        async with asyncio.timeout(DRAIN_TIMEOUT):
+                            await writer.drain()
+                        continue
+                    peer.idle_writer = writer
+                    try:
+                        await self._wait(peer, None)
+                    finally:
+                        peer.idle_writer = None
                     continue
                 batch, peer.queue = peer.queue, deque()
                 parts: list[bytes] = []

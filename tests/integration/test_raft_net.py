@@ -167,6 +167,31 @@ def test_large_snapshot_message_is_delivered(loop: str) -> None:
     run(go(), loop)
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_an_idle_connection_takes_a_message_at_once_and_a_large_one_keeps_its_place(loop: str) -> None:
+    async def go() -> None:
+        a, b = Node(1), Node(2)
+        await mesh(a, b)
+        try:
+            a.transport.send(hb(1, 2, 1))
+            await wait_until(lambda: len(b.got) == 1, what="the connection")
+            await wait_until(lambda: a.transport._peers[2].idle_writer is not None, what="an idle pump")
+            a.transport.send(hb(1, 2, 2))
+            # Written by send() itself: no turn of the loop has passed.
+            assert a.transport.stats()["peers"][2]["sent"] == 2
+            data = b"s" * (3 * 1024 * 1024)  # larger than one write: it goes through the pump
+            snap = Snapshot(SnapshotMeta(index=9, term=3, conf_state=ConfState((1, 2))), data)
+            a.transport.send(Message(MessageType.SNAP, to=2, frm=1, term=3, snapshot=snap))
+            a.transport.send(hb(1, 2, 4))  # must not overtake the snapshot
+            await wait_until(lambda: len(b.got) == 4, timeout=30, what="all four messages")
+            assert [m.term for m in b.got] == [1, 2, 3, 4]
+            assert b.got[2].snapshot == snap
+        finally:
+            await close_all(a, b)
+
+    run(go(), loop)
+
+
 def test_unregistered_key_is_refused() -> None:
     async def go() -> None:
         a, b = Node(1), Node(2)
