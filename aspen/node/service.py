@@ -57,6 +57,7 @@ from aspen.raft.core.types import ConfChange, ConfChangeType, StateRole
 from aspen.raft.errors import (
     AlreadyInitialized,
     InvalidMembershipChange,
+    LeaderUnreachable,
     NotLeader,
     OutcomeUnknown,
     RaftError,
@@ -238,7 +239,7 @@ class NodeService:
             return NotLeaderError("NOT_LEADER", err.leader_id or None)
         if isinstance(err, OutcomeUnknown):
             return OutcomeUnknownError(str(err))
-        if isinstance(err, ShuttingDown):
+        if isinstance(err, ShuttingDown | LeaderUnreachable):
             return ServiceUnavailableError(str(err))
         if isinstance(err, InvalidMembershipChange):
             return InvalidRequestError(f"invalid request: {err}")

@@ -15,6 +15,15 @@ class NotLeader(RaftError):
         self.leader_id = leader_id
 
 
+class LeaderUnreachable(RaftError):
+    """A leader is known but did not confirm this node's read in time (the link between them is
+    cut or lossy): another node may serve the read."""
+
+    def __init__(self, leader_id: int) -> None:
+        super().__init__(f"leader {leader_id} did not confirm the read in time; try another node")
+        self.leader_id = leader_id
+
+
 class OutcomeUnknown(RaftError):
     """The deadline passed before the proposal was applied. It may still commit later."""
 

@@ -65,6 +65,7 @@ from aspen.raft.core.types import (
 from aspen.raft.errors import (
     AlreadyInitialized,
     InvalidMembershipChange,
+    LeaderUnreachable,
     MembershipChangePending,
     NotLeader,
     OutcomeUnknown,
@@ -574,13 +575,15 @@ class RaftNode:
         leader once per round trip, not once per turn of its loop. A round unanswered for an
         election timeout went to a leader that is gone or cut off: its reads fail (a client retries
         a read elsewhere) and the next round may start. Checked on every turn (the ticker makes
-        one per tick), so a lone read in a lost round fails then, not at its own deadline."""
+        one per tick), so a lone read in a lost round fails then, not at its own deadline; with
+        `LeaderUnreachable` while this node still knows a leader (`NOT_LEADER` means none known)."""
         cfg = self.config
         oldest = asyncio.get_running_loop().time() - cfg.election_tick * cfg.tick_interval_s
         for ctx, batch in list(self._reads_in_flight.items()):
             if batch.started < oldest:
                 del self._reads_in_flight[ctx]
-                _fail(batch.futures, NotLeader(self._leader))
+                leader = self._leader
+                _fail(batch.futures, LeaderUnreachable(leader) if leader != NONE else NotLeader(NONE))
 
     def _feed_proposals(self, raw: RawNode) -> None:
         cfg = self.config
