@@ -24,10 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aioquic.asyncio.protocol import QuicConnectionProtocol, QuicStreamHandler
+from aioquic.asyncio.protocol import QuicStreamHandler
 from aioquic.quic import events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
+from aspen.rpc.acks import PiggybackAcks
 from aspen.rpc.config import MAX_MESSAGE, STREAM_ERR_CANCELLED, AspenQuicConfiguration, tune_socket
 from aspen.rpc.errors import (
     EndpointMismatchError,
@@ -53,7 +54,7 @@ class _Pending:
     buf: bytearray = field(default_factory=bytearray)
 
 
-class _ClientProtocol(QuicConnectionProtocol):
+class _ClientProtocol(PiggybackAcks):
     def __init__(self, quic: QuicConnection, stream_handler: QuicStreamHandler | None = None) -> None:
         super().__init__(quic, stream_handler)
         self._pending: dict[int, _Pending] = {}

@@ -23,6 +23,7 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
+from aspen.rpc.acks import PiggybackAcks
 from aspen.rpc.config import (
     CONN_ERR_SHUTDOWN,
     CONN_ERR_TOO_MANY_CONNECTIONS,
@@ -66,7 +67,7 @@ class _StreamGone(Exception):
     """The stream or connection went away while a response was being written."""
 
 
-class _ServerConnection(QuicConnectionProtocol):
+class _ServerConnection(PiggybackAcks):
     """One client connection; owns the per-stream request buffers."""
 
     def __init__(

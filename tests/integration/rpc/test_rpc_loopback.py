@@ -88,6 +88,38 @@ def test_round_trip_and_peer_info() -> None:
     run(main())
 
 
+def test_each_request_carries_the_ack_for_the_previous_response() -> None:
+    """One request at a time, each answered later than aioquic's 1 ms ACK delay: the client sends
+    one datagram per request, because the ACK for a response rides on the next request instead of
+    going out alone from the ACK timer (which would make it two)."""
+
+    async def main() -> None:
+        async def slow_echo(data: bytes, peer: PeerInfo) -> bytes:
+            await asyncio.sleep(0.004)  # a handler that takes a while, like a replicated write
+            return data
+
+        server = await serve(slow_echo)
+        try:
+            async with await connect(server) as conn:
+                assert await conn.request(b"warm", 5.0) == b"warm"
+                transport = conn._protocol._transport
+                send = transport.sendto
+                sent: list[int] = []
+
+                def counting(data: bytes, addr: Any = None) -> None:
+                    sent.append(len(data))
+                    send(data, addr)
+
+                transport.sendto = counting
+                for i in range(40):
+                    assert await conn.request(b"r%d" % i, 5.0) == b"r%d" % i
+                assert len(sent) <= 40 + 4, f"{len(sent)} datagrams for 40 requests"
+        finally:
+            await server.close()
+
+    run(main())
+
+
 def test_200_concurrent_requests_on_one_connection() -> None:
     async def main() -> None:
         server = await serve()

@@ -1,0 +1,27 @@
+"""ACKs ride on our own packets instead of going out alone.
+
+aioquic writes an ACK frame only once the ACK is due: its delay (1 ms) after the first unacknowledged
+packet. Until then it does not piggyback one on the packets it sends, so in request/response traffic
+each side answers almost every packet of the other with an ACK-only datagram of its own, 1 ms later,
+from a timer: one more datagram to build, encrypt and send on one side, and to receive, decrypt and
+process on the other, per request (measured at one client in flight: ~1 per request each way).
+RFC 9000 §13.2.1 allows an ACK to be sent at any time; sending it with stream data we are about to
+transmit anyway is free.
+"""
+
+from __future__ import annotations
+
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.tls import Epoch
+
+
+class PiggybackAcks(QuicConnectionProtocol):
+    """Mixin for our QUIC protocols: every transmit we ask for carries the pending ACK."""
+
+    def _transmit_soon(self) -> None:
+        # `_spaces` is aioquic's; if it ever goes away we lose the saving, not correctness.
+        spaces = getattr(self._quic, "_spaces", None)
+        space = spaces.get(Epoch.ONE_RTT) if spaces else None
+        if space is not None and space.ack_at is not None:
+            space.ack_at = 0.0  # due now: the next packet written includes it
+        super()._transmit_soon()
