@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import os
@@ -256,6 +257,20 @@ def _role(role: StateRole, is_learner: bool) -> str:
     return {StateRole.LEADER: "Leader", StateRole.FOLLOWER: "Follower"}.get(role, "Candidate")
 
 
+def freeze_startup_heap() -> None:
+    """Take everything built while starting (modules, pydantic models, TLS and QUIC state, the
+    restored store) out of the cyclic collector's reach, as Instagram does with `gc.freeze()`.
+
+    Those objects live as long as the process, yet every full collection walked all of them: with
+    ~67k of them a full pass took ~35 ms and ran about once a second under load, which was 5-6 % of a
+    node's CPU and the worst of its tail latency (p99 at 256 writers 66 -> 37 ms, puts/s +7-21 %,
+    docs/performance.md). Frozen objects are still freed by reference counting; only garbage
+    *cycles* among them would stay, and start-up objects are not discarded in cycles.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
     node = Node(config, metrics_port=metrics_port)
     await node.start()
@@ -263,6 +278,7 @@ async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
         await node.raft.bootstrap()
         log.info("dev mode: initialised a one-node cluster", node_id=config.node_id)
         node.record_own_address_if_missing()
+    freeze_startup_heap()
     if config.dev:
         ticket_path = (config.data_dir / TICKET_FILE).resolve()
         print(f"Aspen dev node {config.node_id} is up. Ticket: {ticket_path}", flush=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -85,6 +88,15 @@ class NodeMetrics:
             registry=r,
             buckets=(64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304),
         )
+        # The process's own figures (resident memory, CPU seconds, open fds, collector passes),
+        # which the default registry would carry; ours is per node, so they are added by hand.
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        Gauge(
+            "aspen_process_gc_frozen_objects",
+            "Objects moved out of the cyclic collector's reach when the node finished starting",
+            registry=r,
+        ).set_function(gc.get_freeze_count)
 
     def request(self, operation: str, seconds: float) -> None:
         children = self._per_operation.get(operation)

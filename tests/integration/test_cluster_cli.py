@@ -42,6 +42,24 @@ def test_status_metrics_ticket_and_prometheus(node: NodeProcess) -> None:
     assert "aspen_raft_term" in prom["metrics"]
 
 
+def test_a_started_node_keeps_its_startup_heap_out_of_the_collectors_way(node: NodeProcess) -> None:
+    # Full collections used to walk every module, model and TLS object built at start-up, about once
+    # a second under load (docs/performance.md); the node freezes them once it is up.
+    samples = _samples(cli(node.ticket, "--json", "cluster", "prometheus").json()["metrics"])
+    assert samples["aspen_process_gc_frozen_objects"] > 10_000
+    assert samples["process_resident_memory_bytes"] > 0
+    assert samples['python_gc_collections_total{generation="2"}'] >= 1
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def test_node_logs_the_contract_lines(node: NodeProcess) -> None:
     log = node.log()
     assert "cluster ticket generated with direct addresses endpoint_id=" in log
