@@ -357,3 +357,51 @@ def test_election_messages_wait_for_the_durable_vote() -> None:
     assert rd.hard_state is not None and rd.hard_state.vote == 1
     assert rd.early_messages == ()
     assert sorted(m.to for m in rd.messages if m.type == MT.VOTE) == [2, 3]
+
+
+def _leader_with_acks_for_one_entry() -> tuple[Cluster, RawNode, int, list[Message]]:
+    """A leader whose first proposal both followers have persisted; their acks are not yet stepped."""
+    c = Cluster([1, 2, 3])
+    c.elect(1)
+    leader = c.nodes[1]
+    leader.propose(b"first")
+    c.process(1)
+    first = max(m.entries[-1].index for m in c.queue if m.type == MT.APP and m.entries)
+    for nid in (2, 3):
+        for m in [m for m in c.queue if m.to == nid]:
+            c.nodes[nid].step(m)
+        c.process(nid)
+    acks = [m for m in c.queue if m.to == 1 and m.type == MT.APP_RESP]
+    c.queue.clear()
+    return c, leader, first, acks
+
+
+@pytest.mark.parametrize("acks_first", [True, False], ids=["notice-then-append", "append-then-notice"])
+def test_a_commit_notice_rides_on_an_append_to_the_same_peer_in_the_same_ready(acks_first: bool) -> None:
+    c, leader, first, acks = _leader_with_acks_for_one_entry()
+    if not acks_first:
+        leader.propose(b"second")
+    for m in acks:  # the entry commits: the leader would announce it with an empty append...
+        leader.step(m)
+    if acks_first:
+        leader.propose(b"second")  # ...but it has entries for both followers in the same turn
+    rd = leader.ready()
+    apps = [m for m in rd.early_messages + rd.messages if m.type == MT.APP]
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all(m.entries and m.entries[-1].data.endswith(b"second") for m in apps)
+    assert all(m.commit == first for m in apps), "the commit index rides on the append"
+    # Delivered, the one append commits and appends on each follower as the two would have.
+    for m in apps:
+        c.nodes[m.to].step(m)
+        assert c.raft(m.to).log.committed == first
+        assert c.raft(m.to).log.last_index() == first + 1
+
+
+def test_a_commit_notice_with_nothing_else_to_send_still_goes_out() -> None:
+    _, leader, first, acks = _leader_with_acks_for_one_entry()
+    for m in acks:
+        leader.step(m)
+    rd = leader.ready()
+    notices = [m for m in rd.early_messages + rd.messages if m.type == MT.APP]
+    assert sorted(m.to for m in notices) == [2, 3]
+    assert all(not m.entries and m.commit == first for m in notices)
