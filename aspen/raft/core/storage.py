@@ -199,7 +199,11 @@ class MemoryStorage:
         k = ents[0].index - self._ents[0].index
         if k > len(self._ents):
             raise ValueError(f"missing log entries: last {self.last_index()}, appending at {ents[0].index}")
-        self._ents = self._ents[:k] + ents
+        # In place: copying the whole in-memory log (up to a snapshot interval of entries) on every
+        # append made each one O(log length).
+        if k < len(self._ents):
+            del self._ents[k:]
+        self._ents.extend(ents)
 
 
 def conf_state_from(snapshot: Snapshot | None, entries: Iterable[Entry], commit: int) -> ConfState:

@@ -41,6 +41,17 @@ def test_memory_storage_append_and_truncate() -> None:
         st.append(_ents(7, 8))  # gap
 
 
+def test_entries_read_before_an_append_are_not_changed_by_it() -> None:
+    # append() grows and truncates the log in place; what was handed out must stay as it was.
+    st = MemoryStorage()
+    st.append(_ents(1, 5))
+    read = st.entries(1, 6)
+    st.append(_ents(3, 4, term=2))
+    st.append(_ents(5, 6, term=2))
+    assert [(e.index, e.term) for e in read] == [(i, 1) for i in range(1, 6)]
+    assert [st.term(i) for i in range(1, 7)] == [1, 1, 2, 2, 2, 2]
+
+
 def test_memory_storage_compact_and_errors() -> None:
     st = MemoryStorage()
     st.append(_ents(1, 10))
