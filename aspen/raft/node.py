@@ -193,6 +193,9 @@ class RaftNode:
         self._reads_in_flight: dict[bytes, _ReadBatch] = {}
         self._reads_pending_apply: list[tuple[int, asyncio.Future[int]]] = []
         self._pending: dict[int, list[asyncio.Future[Any]]] = {}
+        #: What the Ready being applied did: answered callers of ours / applied entries of others.
+        self._answered_here = False
+        self._applied_for_peers = False
         self._conf_waiters: list[tuple[ConfChange, asyncio.Future[Any]]] = []
         self._snapshot_requests: list[asyncio.Future[int]] = []
         self._snapshot_job: _SnapshotJob | None = None
@@ -642,11 +645,22 @@ class RaftNode:
         apply_first = not installs_snapshot and not (
             rd.entries and rd.committed_entries and rd.committed_entries[-1].index >= rd.entries[0].index
         )
+        self._answered_here = self._applied_for_peers = False
         if apply_first:
             self._apply_ready(raw, rd)
-        if transport is not None:
-            for msg in commit_notices:
-                transport.send(msg)
+        if transport is not None and commit_notices:
+            if self._answered_here and not (self._applied_for_peers or self._pending):
+                # Only callers of this node were waiting on these entries, and nothing else is in
+                # flight, so their answers leave first: their tasks run in the next turn of the loop
+                # and queue one transmit for the turn after, and the notices follow that. Entries
+                # another node proposed are announced at once, since its callers wait for the
+                # notice; and under load the two turns cost more than the TLS writes they move
+                # (alternating runs: one client's put p50 1.80 -> 1.67 ms; 256 clients lost ~8 %
+                # when every Ready deferred them).
+                loop = asyncio.get_running_loop()
+                loop.call_soon(loop.call_soon, _send_all, transport, commit_notices)
+            else:
+                _send_all(transport, commit_notices)
         # 2. Persist. Nothing below may happen before this returns.
         if installs_snapshot:
             assert rd.snapshot is not None
@@ -741,6 +755,7 @@ class RaftNode:
 
     def _apply_entry(self, raw: RawNode, entry: Entry) -> None:
         if entry.type == EntryType.CONF_CHANGE:
+            self._applied_for_peers = True
             cc = decode_conf_change(entry.data)
             try:
                 self._conf = raw.apply_conf_change(cc)
@@ -769,8 +784,11 @@ class RaftNode:
             if proposer == self.id:
                 futures = self._pending.pop(seq, None)
                 if futures is not None:
+                    self._answered_here = True
                     for fut, result in zip(futures, results, strict=True):
                         _resolve(fut, result)
+            else:
+                self._applied_for_peers = True
         self._applied = entry.index
 
     def _fail_conf_waiter(self, cc: ConfChange, err: Exception) -> None:
@@ -906,6 +924,11 @@ class RaftNode:
         self._read_waiters.clear()
         _fail((f for _, f in self._reads_pending_apply), err)
         self._reads_pending_apply.clear()
+
+
+def _send_all(transport: Transport, msgs: list[Message]) -> None:
+    for msg in msgs:
+        transport.send(msg)
 
 
 def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:

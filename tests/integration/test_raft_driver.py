@@ -10,7 +10,7 @@ import pytest
 from cluster_inproc import InProcCluster, write
 
 from aspen import kv
-from aspen.raft.core.types import Entry, HardState, StateRole
+from aspen.raft.core.types import Entry, HardState, Message, MessageType, StateRole
 from aspen.raft.errors import LeaderUnreachable, NotLeader
 from aspen.raft.node import RaftNode
 
@@ -132,6 +132,39 @@ def test_a_commit_index_alone_is_never_fsynced(tmp_path: Path) -> None:
                 # Every member has applied the write, so each has heard its commit index.
                 assert await cluster.converged(leader.applied_index)
             assert commit_only == []
+        finally:
+            await cluster.stop()
+
+    run(go())
+
+
+def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_out(tmp_path: Path) -> None:
+    """With nothing else in flight, the notices that only announce the commit index to the followers
+    wait until the caller has its answer (two TLS writes off the path of a one-at-a-time put)."""
+
+    async def go() -> None:
+        cluster = InProcCluster(tmp_path)
+        await cluster.start()
+        try:
+            leader = await cluster.leader()
+            await write(leader, "warm", b"up")
+            assert await cluster.converged(leader.applied_index)
+            events: list[str] = []
+            transport = leader._transport
+            assert transport is not None
+            send = transport.send
+
+            def recording(msg: Message) -> None:
+                if msg.type == MessageType.APP and not msg.entries:
+                    events.append(f"notice to {msg.to}")
+                send(msg)
+
+            transport.send = recording  # type: ignore[method-assign]
+            assert (await write(leader, "lone", b"x")).is_success
+            events.append("answered")
+            assert await cluster.converged(leader.applied_index)
+            followers = sorted(n for n in cluster.ids if n != leader.id)
+            assert events[0] == "answered" and sorted(events[1:]) == [f"notice to {n}" for n in followers]
         finally:
             await cluster.stop()
 
