@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -110,17 +111,26 @@ def test_snapshot_from_a_forked_child_while_writes_continue(tmp_path: Path) -> N
     run(go())
 
 
+@contextlib.asynccontextmanager
+async def _warmed_up(tmp_path: Path) -> AsyncIterator[tuple[InProcCluster, RaftNode]]:
+    """A started cluster whose leader has committed one write that every member has applied."""
+    cluster = InProcCluster(tmp_path)
+    await cluster.start()
+    try:
+        leader = await cluster.leader()
+        await write(leader, "warm", b"up")
+        assert await cluster.converged(leader.applied_index)
+        yield cluster, leader
+    finally:
+        await cluster.stop()
+
+
 def test_a_commit_index_alone_is_never_fsynced(tmp_path: Path) -> None:
     """Commit notices and heartbeats move only the commit index: no member writes its WAL for them.
     Within one term, every save carries entries."""
 
     async def go() -> None:
-        cluster = InProcCluster(tmp_path)
-        await cluster.start()
-        try:
-            leader = await cluster.leader()
-            await write(leader, "warm", b"up")
-            assert await cluster.converged(leader.applied_index)
+        async with _warmed_up(tmp_path) as (cluster, leader):
             term = leader.status().term
             commit_only: list[tuple[int, HardState]] = []
             for node in cluster.nodes.values():
@@ -132,8 +142,6 @@ def test_a_commit_index_alone_is_never_fsynced(tmp_path: Path) -> None:
                 # Every member has applied the write, so each has heard its commit index.
                 assert await cluster.converged(leader.applied_index)
             assert commit_only == []
-        finally:
-            await cluster.stop()
 
     run(go())
 
@@ -143,12 +151,7 @@ def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_ou
     wait until the caller has its answer (two TLS writes off the path of a one-at-a-time put)."""
 
     async def go() -> None:
-        cluster = InProcCluster(tmp_path)
-        await cluster.start()
-        try:
-            leader = await cluster.leader()
-            await write(leader, "warm", b"up")
-            assert await cluster.converged(leader.applied_index)
+        async with _warmed_up(tmp_path) as (cluster, leader):
             events: list[str] = []
             transport = leader._transport
             assert transport is not None
@@ -165,8 +168,6 @@ def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_ou
             assert await cluster.converged(leader.applied_index)
             followers = sorted(n for n in cluster.ids if n != leader.id)
             assert events[0] == "answered" and sorted(events[1:]) == [f"notice to {n}" for n in followers]
-        finally:
-            await cluster.stop()
 
     run(go())
 
