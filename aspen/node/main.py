@@ -262,10 +262,11 @@ def freeze_startup_heap() -> None:
     restored store) out of the cyclic collector's reach, as Instagram does with `gc.freeze()`.
 
     Those objects live as long as the process, yet every full collection walked all of them: with
-    ~67k of them a full pass took ~35 ms and ran about once a second under load, which was 5-6 % of a
-    node's CPU and the worst of its tail latency (p99 at 256 writers 66 -> 37 ms, puts/s +7-21 %,
-    docs/performance.md). Frozen objects are still freed by reference counting; only garbage
-    *cycles* among them would stay, and start-up objects are not discarded in cycles.
+    ~67k of them a full pass took ~35 ms and ran about once a second under load. Collections took
+    ~5 % of a node's CPU, half of it in those passes, and they were the worst of its tail latency
+    (256 writers, alternating runs: p99 66 -> 39 ms, puts/s +7-21 %; docs/performance.md). Frozen
+    objects are still freed by reference counting; only garbage *cycles* among them would stay, and
+    start-up objects are not discarded in cycles.
     """
     gc.collect()
     gc.freeze()
