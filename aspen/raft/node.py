@@ -669,8 +669,7 @@ class RaftNode:
         await self._persist(wal, rd)
         # 3. Send: votes and acknowledgements promise what step 2 made durable.
         if transport is not None:
-            for msg in rd.messages:
-                transport.send(msg)
+            _send_all(transport, rd.messages)
         if installs_snapshot:
             assert rd.snapshot is not None
             self._install_snapshot(rd.snapshot)
@@ -926,7 +925,7 @@ class RaftNode:
         self._reads_pending_apply.clear()
 
 
-def _send_all(transport: Transport, msgs: list[Message]) -> None:
+def _send_all(transport: Transport, msgs: Iterable[Message]) -> None:
     for msg in msgs:
         transport.send(msg)
 
