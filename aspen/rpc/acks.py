@@ -7,6 +7,11 @@ from a timer: one more datagram to build, encrypt and send on one side, and to r
 process on the other, per request (measured at one client in flight: ~1 per request each way).
 RFC 9000 §13.2.1 allows an ACK to be sent at any time; sending it with stream data we are about to
 transmit anyway is free.
+
+The other way round, a server that has just received a request it is still answering (a replicated
+write takes longer than 1 ms) would send the ACK for it alone, and the response a moment later
+with the same ACK again. `defer_ack` lets it hold the ACK while an answer is on its way, within the
+`max_ack_delay` that aioquic advertises (25 ms), so the peer's loss detection is not disturbed.
 """
 
 from __future__ import annotations
@@ -14,9 +19,20 @@ from __future__ import annotations
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.tls import Epoch
 
+#: How long a server may hold the ACK for a request whose response is on its way. Below the 25 ms
+#: `max_ack_delay` aioquic advertises, which the client's loss detection allows for.
+RESPONSE_ACK_DELAY = 0.010
+
 
 class PiggybackAcks(QuicConnectionProtocol):
     """Mixin for our QUIC protocols: every transmit we ask for carries the pending ACK."""
+
+    def defer_ack(self, delay: float) -> None:
+        """Hold a pending ACK until `delay` from now (or until a transmit we ask for sends it)."""
+        spaces = getattr(self._quic, "_spaces", None)
+        space = spaces.get(Epoch.ONE_RTT) if spaces else None
+        if space is not None and space.ack_at is not None:
+            space.ack_at = max(space.ack_at, self._loop.time() + delay)
 
     def _transmit_soon(self) -> None:
         # `_spaces` is aioquic's; if it ever goes away we lose the saving, not correctness.

@@ -23,7 +23,7 @@ from aioquic.quic import events
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
-from aspen.rpc.acks import PiggybackAcks
+from aspen.rpc.acks import RESPONSE_ACK_DELAY, PiggybackAcks
 from aspen.rpc.config import (
     CONN_ERR_SHUTDOWN,
     CONN_ERR_TOO_MANY_CONNECTIONS,
@@ -93,6 +93,15 @@ class _ServerConnection(PiggybackAcks):
     def datagram_received(self, data: bytes | str, addr: NetworkAddress) -> None:
         super().datagram_received(data, addr)
         self._wake()
+
+    def _process_events(self) -> None:
+        # Runs between receiving a datagram and the transmit that follows it.
+        super()._process_events()
+        if self._in_flight and not self._buffers:
+            # Every request received is whole and a handler owes each an answer, which will carry
+            # the ACK: do not send it alone first. Not while a request is still arriving, whose
+            # sender paces itself on our ACKs.
+            self.defer_ack(RESPONSE_ACK_DELAY)
 
     def quic_event_received(self, event: events.QuicEvent) -> None:
         # Deliberately not calling super(): its StreamReader plumbing would keep
