@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
@@ -168,6 +169,33 @@ def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_ou
             assert await cluster.converged(leader.applied_index)
             followers = sorted(n for n in cluster.ids if n != leader.id)
             assert events[0] == "answered" and sorted(events[1:]) == [f"notice to {n}" for n in followers]
+
+    run(go())
+
+
+def test_a_lone_writers_commit_notices_ride_on_its_next_append(tmp_path: Path) -> None:
+    """Held back for a lone writer, the notice for one write goes out with the next write's
+    entries: followers apply the first write without a message of its own."""
+
+    async def go() -> None:
+        async with _warmed_up(tmp_path) as (cluster, leader):
+            leader.config = dataclasses.replace(leader.config, commit_notice_delay_s=60.0)
+            notices: list[Message] = []
+            transport = leader._transport
+            assert transport is not None
+            send = transport.send
+
+            def recording(msg: Message) -> None:
+                if msg.type == MessageType.APP and not msg.entries:
+                    notices.append(msg)
+                send(msg)
+
+            transport.send = recording  # type: ignore[method-assign]
+            assert (await write(leader, "first", b"1")).is_success
+            first = leader.applied_index
+            assert (await write(leader, "second", b"2")).is_success
+            assert await cluster.converged(first)
+            assert notices == []
 
     run(go())
 
