@@ -147,6 +147,20 @@ def test_a_commit_index_alone_is_never_fsynced(tmp_path: Path) -> None:
     run(go())
 
 
+def _watch_commit_notices(node: RaftNode, seen: Callable[[Message], None]) -> None:
+    """Calls `seen` with every commit notice (an append without entries) `node` sends."""
+    transport = node._transport
+    assert transport is not None
+    send = transport.send
+
+    def recording(msg: Message) -> None:
+        if msg.type == MessageType.APP and not msg.entries:
+            seen(msg)
+        send(msg)
+
+    transport.send = recording  # type: ignore[method-assign]
+
+
 def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_out(tmp_path: Path) -> None:
     """With nothing else in flight, the notices that only announce the commit index to the followers
     wait until the caller has its answer (two TLS writes off the path of a one-at-a-time put)."""
@@ -154,16 +168,7 @@ def test_a_lone_writer_on_the_leader_is_answered_before_the_commit_notices_go_ou
     async def go() -> None:
         async with _warmed_up(tmp_path) as (cluster, leader):
             events: list[str] = []
-            transport = leader._transport
-            assert transport is not None
-            send = transport.send
-
-            def recording(msg: Message) -> None:
-                if msg.type == MessageType.APP and not msg.entries:
-                    events.append(f"notice to {msg.to}")
-                send(msg)
-
-            transport.send = recording  # type: ignore[method-assign]
+            _watch_commit_notices(leader, lambda msg: events.append(f"notice to {msg.to}"))
             assert (await write(leader, "lone", b"x")).is_success
             events.append("answered")
             assert await cluster.converged(leader.applied_index)
@@ -181,16 +186,7 @@ def test_a_lone_writers_commit_notices_ride_on_its_next_append(tmp_path: Path) -
         async with _warmed_up(tmp_path) as (cluster, leader):
             leader.config = dataclasses.replace(leader.config, commit_notice_delay_s=60.0)
             notices: list[Message] = []
-            transport = leader._transport
-            assert transport is not None
-            send = transport.send
-
-            def recording(msg: Message) -> None:
-                if msg.type == MessageType.APP and not msg.entries:
-                    notices.append(msg)
-                send(msg)
-
-            transport.send = recording  # type: ignore[method-assign]
+            _watch_commit_notices(leader, notices.append)
             assert (await write(leader, "first", b"1")).is_success
             first = leader.applied_index
             assert (await write(leader, "second", b"2")).is_success
