@@ -16,6 +16,8 @@ with the same ACK again. `defer_ack` lets it hold the ACK while an answer is on 
 
 from __future__ import annotations
 
+from typing import Any
+
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.tls import Epoch
 
@@ -27,17 +29,25 @@ RESPONSE_ACK_DELAY = 0.010
 class PiggybackAcks(QuicConnectionProtocol):
     """Mixin for our QUIC protocols: every transmit we ask for carries the pending ACK."""
 
+    #: The due time `defer_ack` last gave the pending ACK: it is held once, never pushed on again.
+    _held_ack_at: float | None = None
+
     def defer_ack(self, delay: float) -> None:
-        """Hold a pending ACK until `delay` from now (or until a transmit we ask for sends it)."""
-        spaces = getattr(self._quic, "_spaces", None)
-        space = spaces.get(Epoch.ONE_RTT) if spaces else None
-        if space is not None and space.ack_at is not None:
-            space.ack_at = max(space.ack_at, self._loop.time() + delay)
+        """Hold a pending ACK until `delay` from now (or until a transmit we ask for sends it),
+        once: a pending ACK that was already held stays due when it is."""
+        space = self._app_space()
+        if space is None or space.ack_at is None or space.ack_at == self._held_ack_at:
+            return
+        space.ack_at = self._held_ack_at = max(space.ack_at, self._loop.time() + delay)
 
     def _transmit_soon(self) -> None:
-        # `_spaces` is aioquic's; if it ever goes away we lose the saving, not correctness.
-        spaces = getattr(self._quic, "_spaces", None)
-        space = spaces.get(Epoch.ONE_RTT) if spaces else None
+        space = self._app_space()
         if space is not None and space.ack_at is not None:
             space.ack_at = 0.0  # due now: the next packet written includes it
         super()._transmit_soon()
+
+    def _app_space(self) -> Any:
+        """aioquic's 1-RTT packet space (whose `ack_at` says when the pending ACK is due), if any.
+        `_spaces` is aioquic's; if it ever goes away we lose the saving, not correctness."""
+        spaces = getattr(self._quic, "_spaces", None)
+        return spaces.get(Epoch.ONE_RTT) if spaces else None

@@ -88,6 +88,20 @@ def test_round_trip_and_peer_info() -> None:
     run(main())
 
 
+def _record_datagrams(transport: Any) -> list[int]:
+    """Has `transport` record the size of every datagram it sends from now on, in the list returned."""
+    assert transport is not None
+    send = transport.sendto
+    sent: list[int] = []
+
+    def recording(data: bytes, addr: Any = None) -> None:
+        sent.append(len(data))
+        send(data, addr)
+
+    transport.sendto = recording
+    return sent
+
+
 async def _datagrams_for_slow_requests(side: str, requests: int = 40) -> int:
     """Datagrams `side` ("client" or "server") sends for `requests` one-at-a-time requests that
     each take longer than aioquic's 1 ms ACK delay to answer, like a replicated write."""
@@ -100,16 +114,7 @@ async def _datagrams_for_slow_requests(side: str, requests: int = 40) -> int:
     try:
         async with await connect(server) as conn:
             assert await conn.request(b"warm", 5.0) == b"warm"
-            transport = conn._protocol._transport if side == "client" else server._transport
-            assert transport is not None
-            send = transport.sendto
-            sent: list[int] = []
-
-            def counting(data: bytes, addr: Any = None) -> None:
-                sent.append(len(data))
-                send(data, addr)
-
-            transport.sendto = counting  # type: ignore[method-assign]
+            sent = _record_datagrams(conn._protocol._transport if side == "client" else server._transport)
             for i in range(requests):
                 assert await conn.request(b"r%d" % i, 5.0) == b"r%d" % i
             return len(sent)
@@ -129,6 +134,35 @@ def test_the_answer_to_a_slow_request_carries_its_ack() -> None:
     instead of the ACK alone first (measured without: 80 for 40)."""
     sent = run(_datagrams_for_slow_requests("server"))
     assert sent <= 40 + 4, f"{sent} datagrams for 40 requests"
+
+
+def test_a_request_slower_than_the_held_ack_is_acknowledged_before_its_answer() -> None:
+    """The server holds a request's ACK for its answer only so long (within the 25 ms the client's
+    loss detection allows for): a handler still busy after that does not keep it from going out."""
+
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def blocked(data: bytes, peer: PeerInfo) -> bytes:
+            if data == b"slow":
+                await release.wait()
+            return data
+
+        server = await serve(blocked)
+        try:
+            async with await connect(server) as conn:
+                for _ in range(3):  # past the handshake's follow-ups
+                    assert await conn.request(b"warm", 5.0) == b"warm"
+                sent = _record_datagrams(server._transport)
+                pending = asyncio.ensure_future(conn.request(b"slow", 10.0))
+                await wait_until(lambda: len(sent) >= 1)  # the ACK, while the handler still waits
+                assert not pending.done()
+                release.set()
+                assert await pending == b"slow"
+        finally:
+            await server.close()
+
+    run(main())
 
 
 def test_200_concurrent_requests_on_one_connection() -> None:
