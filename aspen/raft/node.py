@@ -666,11 +666,11 @@ class RaftNode:
                 # Only callers of this node were waiting on these entries, and nothing else is in
                 # flight (a lone writer): hold the notices back. A writer's next entry carries the
                 # commit index to every follower anyway, and each notice costs a TLS write, a
-                # follower's wake-up and its acknowledgement (single-client puts: node CPU -14 %,
-                # p50 -0.1 ms). Entries another node proposed are announced at once, since its
-                # callers wait for the notice, and so is everything under load, when the next
-                # append follows soon and holding costs more than it saves (a deferral on every
-                # Ready cost ~8 % at 256 clients).
+                # follower's wake-up and its acknowledgement (single-client puts: node CPU -14 %).
+                # Entries another node proposed are announced at once, since its callers wait for
+                # the notice, and so is everything under load, when the next append follows soon
+                # and holding costs more than it saves (a deferral on every Ready cost ~8 % at 256
+                # clients).
                 self._park_notices(commit_notices)
             else:
                 if self._parked_notices:
