@@ -95,7 +95,8 @@ class _ServerConnection(PiggybackAcks):
         self._wake()
 
     def _process_events(self) -> None:
-        # Runs between receiving a datagram and the transmit that follows it.
+        # Runs after aioquic has processed a received datagram or a timer, before the transmit
+        # that follows (so on timer passes too: `defer_ack` holds an ACK only once).
         super()._process_events()
         if self._in_flight and not self._buffers:
             # Every request received is whole and a handler owes each an answer, which will carry
