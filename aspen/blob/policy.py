@@ -22,6 +22,8 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from aspen.kv.records import RecordError, load_json
+
 __all__ = [
     "META_PREFIX",
     "REPLICA_TAG_PREFIX",
@@ -105,7 +107,8 @@ class ReplicaRecord:
     def decode(data: bytes) -> ReplicaRecord:
         """Parse a stored record; raises ValueError if it is not one."""
         try:
-            doc = json.loads(data)
+            # The one bounded parser of stored records: deep or huge JSON is "not a record" here too.
+            doc = load_json(data)
             policy = doc.get("policy") or {}
             nodes = doc.get("nodes") or []
             if not all(isinstance(n, int) and n > 0 for n in nodes):
@@ -122,7 +125,7 @@ class ReplicaRecord:
                 ),
                 updated_at_micros=doc.get("updated_at_micros"),
             )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as err:
+        except (KeyError, TypeError, AttributeError, RecordError) as err:
             raise ValueError(f"not a blob replica record: {err}") from None
 
     def with_node(self, node_id: int, now_micros: int) -> ReplicaRecord:

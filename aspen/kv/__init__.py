@@ -66,6 +66,14 @@ from aspen.kv.limits import (
     MAX_VALUE_SIZE,
 )
 from aspen.kv.machine import CONDITION_NOT_MET, KvStateMachine
+from aspen.kv.records import (
+    RESERVED_PREFIXES,
+    RecordError,
+    load_json,
+    parse_record,
+    reserved_key_error,
+    reserved_prefix,
+)
 from aspen.kv.validation import validate
 
 __all__ = [
@@ -77,6 +85,7 @@ __all__ = [
     "MAX_LEASE_TTL_SECONDS",
     "MAX_SCAN_RESULTS",
     "MAX_VALUE_SIZE",
+    "RESERVED_PREFIXES",
     "BatchOp",
     "BatchRead",
     "BatchReadResult",
@@ -118,6 +127,7 @@ __all__ = [
     "QueryResult",
     "Read",
     "ReadResult",
+    "RecordError",
     "Rejected",
     "Scan",
     "ScanEntry",
@@ -131,5 +141,9 @@ __all__ = [
     "decode_command",
     "encode_batch",
     "encode_command",
+    "load_json",
+    "parse_record",
+    "reserved_key_error",
+    "reserved_prefix",
     "validate",
 ]

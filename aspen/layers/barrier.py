@@ -155,7 +155,7 @@ def rejected(message: str) -> BarrierResult:
 
 
 LAYER: Final[Layer[BarrierOp, BarrierResult]] = Layer(
-    name="barrier", ops=(BarrierEnter, BarrierLeave), apply=apply, rejected=rejected
+    name="barrier", ops=(BarrierEnter, BarrierLeave), apply=apply, rejected=rejected, prefixes=(PREFIX,)
 )
 
 __all__ = [

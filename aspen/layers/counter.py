@@ -179,6 +179,7 @@ LAYER: Final[Layer[CounterOp, CounterResult]] = Layer(
     ops=(CounterAdd, CounterSub, CounterSet, CounterCas, SignedCounterAdd),
     apply=apply,
     rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

@@ -8,7 +8,8 @@ and a `rejected(message)` factory for its failure result. The framework does the
 - `Layer.command(op, now_ms)` turns an operation into the `LayerCommand` the node proposes;
 - `Layer.__call__(txn, cmd)` (the `LayerApplier` the KV machine calls) decodes and type-checks the
   args back into the op type, runs `op.check()` and then `apply`; a decoding error, a failed check
-  or a `Rejected` raised while applying becomes `rejected(message)` and writes nothing.
+  or a `Rejected` raised while applying becomes `rejected(message)` and writes nothing; so does any
+  other exception (apply is total: no command may raise out of the state machine).
 
 Invariants:
 - Op fields are plain values only: int, bool, str, bytes, None, unions of those, and `tuple[T, ...]`.
@@ -98,6 +99,9 @@ class Layer(Generic[OpT, ResultT]):
     ops: tuple[type[OpT], ...]
     apply: Callable[[KvTxn, OpT, int], ResultT]
     rejected: Callable[[str], ResultT]
+    #: Key prefixes the layer keeps its records under (each inside a reserved prefix of aspen.kv);
+    #: tests write adversarial bytes under every one of them, so a new layer is covered by declaring it.
+    prefixes: tuple[str, ...] = ()
 
     def command(self, op: OpT, now_ms: int) -> LayerCommand:
         """The log command for `op`, stamped with the proposer's clock."""
@@ -122,6 +126,12 @@ class Layer(Generic[OpT, ResultT]):
             # The machine commits whatever the txn holds once we return, so drop the partial writes.
             txn.clear()
             return self.rejected(err.message)
+        except Exception as err:
+            # A bug, or stored bytes a layer's checks missed: apply must stay total. Records are
+            # parsed with bounds (aspen.kv.records), so what reaches here depends on the stored bytes
+            # and the op alone, and every replica rejects the same command with the same message.
+            txn.clear()
+            return self.rejected(f"{self.name} {cmd.op} failed on the stored data ({type(err).__name__})")
 
 
 __all__ = ["Layer", "Op", "check_user_key", "decode_op", "encode_op"]

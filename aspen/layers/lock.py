@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
+from aspen.kv.records import parse_record
 from aspen.layers.framework import Layer, check_user_key
 
 PREFIX: Final = "__coord:lock:"
@@ -103,12 +104,12 @@ def read_record(reader: KvReader, key: str) -> LockRecord | None:
     raw = reader.get(storage_key(key))
     if raw is None:
         return None
+    doc = parse_record(storage_key(key), raw, "a lock record")
     try:
-        doc = json.loads(raw)
         record = LockRecord(
             doc["holder_id"], doc["fencing_token"], doc["acquired_at_ms"], doc["ttl_ms"], doc["deadline_ms"]
         )
-    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
+    except KeyError:  # any JSON object an older node or a restored backup left
         raise Rejected(f"corrupted data in key '{storage_key(key)}': not a lock record") from None
     ints = (record.fencing_token, record.acquired_at_ms, record.ttl_ms, record.deadline_ms)
     if type(record.holder_id) is not str or any(type(n) is not int or not 0 <= n <= U64_MAX for n in ints):
@@ -348,6 +349,7 @@ LAYER: Final[Layer[LockOp, LockResult | LockSetResult]] = Layer(
     ops=(LockTryAcquire, LockRelease, LockRenew, LockSetTryAcquire, LockSetRelease, LockSetRenew),
     apply=apply,
     rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

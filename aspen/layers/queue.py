@@ -640,6 +640,7 @@ LAYER: Final[Layer[QueueOp, QueueResult]] = Layer(
     ),
     apply=apply,
     rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

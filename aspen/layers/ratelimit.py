@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
+from aspen.kv.records import parse_record
 from aspen.layers.framework import Layer, check_user_key
 
 PREFIX: Final = "__coord:ratelimit:"
@@ -96,20 +97,17 @@ def _read(reader: KvReader, key: str) -> _Bucket | None:
     raw = reader.get(storage_key(key))
     if raw is None:
         return None
-    try:
-        doc = json.loads(raw)
-        tokens, last = doc["tokens"], doc["last_update_ms"]
-    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
-        tokens = last = None
-    if (
-        type(tokens) not in (int, float)
-        or type(last) is not int
-        or not math.isfinite(tokens)
-        or tokens < 0
-        or not 0 <= last <= U64_MAX
-    ):
+    doc = parse_record(storage_key(key), raw, "a rate limiter bucket")
+    tokens: Any = doc.get("tokens")
+    last: Any = doc.get("last_update_ms")
+    if type(tokens) is int:
+        # An int beyond float range (JSON allows any number of digits) is as corrupt as NaN.
+        tokens = float(tokens) if abs(tokens) <= U64_MAX else math.nan
+    if type(tokens) is not float or type(last) is not int or not math.isfinite(tokens) or tokens < 0:
         raise Rejected(f"corrupted data in key '{storage_key(key)}': not a rate limiter bucket")
-    return _Bucket(float(tokens), last)
+    if not 0 <= last <= U64_MAX:
+        raise Rejected(f"corrupted data in key '{storage_key(key)}': not a rate limiter bucket")
+    return _Bucket(tokens, last)
 
 
 def _write(txn: KvTxn, key: str, tokens: float, now_ms: int, capacity: int, rate: float) -> None:
@@ -158,7 +156,11 @@ def rejected(message: str) -> RateLimiterResult:
 
 
 LAYER: Final[Layer[RateLimiterOp, RateLimiterResult]] = Layer(
-    name="ratelimit", ops=(RateLimiterTryAcquire, RateLimiterReset), apply=apply, rejected=rejected
+    name="ratelimit",
+    ops=(RateLimiterTryAcquire, RateLimiterReset),
+    apply=apply,
+    rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

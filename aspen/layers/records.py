@@ -4,7 +4,8 @@
 Invariants:
 - Records are JSON with sorted keys and no spaces, so every replica writes identical bytes.
 - A stored record that does not parse as the expected JSON object is reported as corrupt
-  (`Rejected`), never coerced or silently replaced.
+  (`Rejected`), never coerced or silently replaced. Parsing is size- and depth-bounded
+  (`aspen.kv.records.parse_record`), so no stored bytes can make a layer raise anything else.
 - `escape` is injective and never produces `:`; a name escaped into a composite key
   (`<prefix><a>:<b>`) therefore cannot collide with another name's keys or sub-keys.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aspen.kv.layer import KvReader, Rejected
+from aspen.kv.layer import KvReader
+from aspen.kv.records import parse_record
 
 
 def escape(name: str) -> str:
@@ -39,13 +41,8 @@ def load(reader: KvReader, key: str) -> dict[str, Any] | None:
 
 
 def parse(key: str, raw: bytes) -> dict[str, Any]:
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict):
-        raise Rejected(f"corrupted data in key '{key}': not a valid record")
-    return record
+    """The JSON object in `raw` (stored at `key`), through the one bounded parser of stored records."""
+    return parse_record(key, raw)
 
 
 def check_id(what: str, value: object, *, max_bytes: int = 256) -> str | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
+from aspen.kv.records import parse_record
 from aspen.layers.framework import Layer, check_user_key
 from aspen.layers.lock import check_holder, check_token, check_ttl, check_wait
 
@@ -104,8 +105,8 @@ def read_state(reader: KvReader, name: str) -> RwState:
     raw = reader.get(storage_key(name))
     if raw is None:
         return RwState()
+    doc = parse_record(storage_key(name), raw, "a rwlock record")
     try:
-        doc = json.loads(raw)
         w = doc["writer"]
         writer = None if w is None else Writer(w["holder_id"], w["fencing_token"], w["deadline_ms"])
         if writer is not None and (
@@ -119,7 +120,7 @@ def read_state(reader: KvReader, name: str) -> RwState:
         )
         if not _u64(state.fencing_token):
             raise TypeError("bad token")
-    except (ValueError, KeyError, TypeError, RecursionError):  # any JSON a raw kv write left
+    except (KeyError, TypeError, ValueError):  # any JSON object an older node or a restored backup left
         raise Rejected(f"corrupted data in key '{storage_key(name)}': not a rwlock record") from None
     return state
 
@@ -311,6 +312,7 @@ LAYER: Final[Layer[RwLockOp, RwLockResult]] = Layer(
     ops=(RwLockTryRead, RwLockTryWrite, RwLockReleaseRead, RwLockReleaseWrite, RwLockDowngrade),
     apply=apply,
     rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

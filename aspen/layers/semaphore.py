@@ -197,7 +197,11 @@ def rejected(message: str) -> SemaphoreResult:
 
 
 LAYER: Final[Layer[SemaphoreOp, SemaphoreResult]] = Layer(
-    name="semaphore", ops=(SemaphoreTryAcquire, SemaphoreRelease), apply=apply, rejected=rejected
+    name="semaphore",
+    ops=(SemaphoreTryAcquire, SemaphoreRelease),
+    apply=apply,
+    rejected=rejected,
+    prefixes=(PREFIX,),
 )
 
 __all__ = [

@@ -84,7 +84,7 @@ def rejected(message: str) -> SequenceResult:
 
 
 LAYER: Final[Layer[SequenceReserve, SequenceResult]] = Layer(
-    name="sequence", ops=(SequenceReserve,), apply=apply, rejected=rejected
+    name="sequence", ops=(SequenceReserve,), apply=apply, rejected=rejected, prefixes=(PREFIX,)
 )
 
 __all__ = ["LAYER", "PREFIX", "SequenceReserve", "SequenceResult", "current", "storage_key"]

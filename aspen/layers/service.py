@@ -370,6 +370,7 @@ LAYER: Final[Layer[ServiceOp, ServiceResult]] = Layer(
     ops=(ServiceRegister, ServiceDeregister, ServiceHeartbeat, ServiceSetHealth, ServiceUpdate),
     apply=apply,
     rejected=rejected,
+    prefixes=(PREFIX, TOKEN_KEY),
 )
 
 __all__ = [
