@@ -6,11 +6,15 @@ ever sees opaque entry payloads.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from aspen.kv import KvStateMachine, decode_batch, encode_batch
+from aspen.kv import KvStateMachine, LayerCommand, decode_batch, encode_batch
 from aspen.layers import APPLIERS
+from aspen.raft.errors import ApplyFailed
+
+log = logging.getLogger(__name__)
 
 
 class NodeStateMachine:
@@ -22,9 +26,20 @@ class NodeStateMachine:
         return encode_batch(commands)
 
     def apply_batch(self, index: int, data: bytes) -> list[Any]:
-        # A committed entry that does not decode is corruption or a bug; raising stops the node
-        # (the driver treats it as fatal) rather than letting replicas diverge.
-        return [self.kv.apply(index, cmd) for cmd in decode_batch(data)]
+        # A committed entry that does not decode is corruption or a bug; the driver logs it with its
+        # index and skips it (decoding is deterministic, so every replica skips it alike).
+        return [self._apply_one(index, cmd) for cmd in decode_batch(data)]
+
+    def _apply_one(self, index: int, cmd: Any) -> Any:
+        try:
+            return self.kv.apply(index, cmd)
+        except Exception as err:
+            # Last resort, per command: the machine is total by design (see aspen.kv.machine), so
+            # this is a bug. Failing only this command keeps the node serving and answers the
+            # proposer with INTERNAL_ERROR instead of stopping every replica on this entry.
+            what = f"{cmd.layer} {cmd.op}" if isinstance(cmd, LayerCommand) else type(cmd).__name__
+            log.exception("command could not be applied; skipped", extra={"index": index, "command": what})
+            return ApplyFailed(f"{what} at log index {index} could not be applied ({type(err).__name__})")
 
     def snapshot(self) -> bytes:
         return self.kv.snapshot()

@@ -28,6 +28,11 @@ class OutcomeUnknown(RaftError):
     """The deadline passed before the proposal was applied. It may still commit later."""
 
 
+class ApplyFailed(RaftError):
+    """A committed command raised inside the state machine. It changed nothing the driver knows of;
+    the entry counts as applied and the node keeps serving. Always a bug, logged with the index."""
+
+
 class ShuttingDown(RaftError):
     """The driver is stopping; nothing more will be applied."""
 

@@ -64,6 +64,7 @@ from aspen.raft.core.types import (
 )
 from aspen.raft.errors import (
     AlreadyInitialized,
+    ApplyFailed,
     InvalidMembershipChange,
     LeaderUnreachable,
     MembershipChangePending,
@@ -88,7 +89,8 @@ class Applier(Protocol):
     def encode_batch(self, commands: Sequence[Any]) -> bytes: ...
 
     def apply_batch(self, index: int, data: bytes) -> list[Any]:
-        """Apply one entry's commands in order; one result per command. Must be deterministic."""
+        """Apply one entry's commands in order; one result per command. Must be deterministic.
+        A result that is an `ApplyFailed` fails that command's proposer with it."""
 
     def snapshot(self) -> bytes: ...
 
@@ -810,16 +812,37 @@ class RaftNode:
                 cb(self._conf, dict(self.members))
         elif len(entry.data) >= _HEADER.size:
             proposer, seq = _HEADER.unpack_from(entry.data)
-            results = self._applier.apply_batch(entry.index, entry.data[_HEADER.size :])
+            results = self._apply_guarded(entry.index, entry.data[_HEADER.size :])
             if proposer == self.id:
                 futures = self._pending.pop(seq, None)
                 if futures is not None:
                     self._answered_here = True
+                    if results is None or len(results) != len(futures):
+                        failed = ApplyFailed(f"log entry {entry.index} could not be applied")
+                        results = [failed] * len(futures)
                     for fut, result in zip(futures, results, strict=True):
-                        _resolve(fut, result)
+                        if isinstance(result, ApplyFailed):
+                            _reject(fut, result)
+                        else:
+                            _resolve(fut, result)
             else:
                 self._applied_for_peers = True
         self._applied = entry.index
+
+    def _apply_guarded(self, index: int, data: bytes) -> list[Any] | None:
+        """The entry's results (an `ApplyFailed` result fails its proposer), or None if the state
+        machine raised for the entry as a whole.
+
+        Last resort: the state machine is total (bounded record parsing, every layer's failure is a
+        result), so this catches only bugs. Without it one such bug in a committed entry stops every
+        replica, and again on each restart when the entry is replayed. A deterministic bug raises
+        the same way on every replica, so skipping the command keeps them equal; the log line with
+        the index is there to find it."""
+        try:
+            return self._applier.apply_batch(index, data)
+        except Exception:
+            log.exception("committed entry could not be applied; skipped", extra={"index": index})
+            return None
 
     def _fail_conf_waiter(self, cc: ConfChange, err: Exception) -> None:
         for waiter in list(self._conf_waiters):
