@@ -136,6 +136,8 @@ class ScanKeys(_Model):
     limit: U32 | None = None
     continuation_token: str | None = None
     stale: bool = False
+    #: Also list keys under the reserved prefixes (`__coord:`, `_system:`, ...); read-only access.
+    include_internal: bool = False
 
 
 class BatchRead(_Model):

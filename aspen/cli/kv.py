@@ -138,9 +138,20 @@ def _cut(text: str) -> str:
 @click.option("--limit", type=click.IntRange(min=0, max=10_000), default=100, show_default=True)
 @click.option("--token", help="Continuation token from a previous page.")
 @click.option("--stale", is_flag=True, help="Read this node's local state (fast, possibly stale).")
-async def scan(client: AspenClient, prefix: str, limit: int, token: str | None, stale: bool) -> Output:
-    """List keys starting with PREFIX, in order."""
-    res = await client.scan(prefix, limit=limit, continuation_token=token, stale=stale)
+@click.option(
+    "--include-internal",
+    is_flag=True,
+    help="Also list keys under the reserved prefixes (__coord:, _system:); needed to scan inside one.",
+)
+async def scan(
+    client: AspenClient, prefix: str, limit: int, token: str | None, stale: bool, include_internal: bool
+) -> Output:
+    """List keys starting with PREFIX, in order. Keys under the reserved prefixes (__coord:,
+    _system:), where the coordination layers and the node keep their records, are hidden unless
+    --include-internal is given; they are read-only either way."""
+    res = await client.scan(
+        prefix, limit=limit, continuation_token=token, stale=stale, include_internal=include_internal
+    )
     doc = {
         "entries": [{"key": e.key, "value": json_bytes(e.value)} for e in res.entries],
         "count": res.count,

@@ -223,11 +223,18 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         limit: int | None = None,
         continuation_token: str | None = None,
         stale: bool = False,
+        include_internal: bool = False,
     ) -> m.ScanResult:
-        return await self._call(
-            m.ScanKeys(prefix=prefix, limit=limit, continuation_token=continuation_token, stale=stale),
-            m.ScanResult,
+        """One page of keys starting with `prefix`. Keys under the reserved prefixes (`__coord:`,
+        `_system:`) are skipped unless `include_internal`; a `prefix` inside one needs it."""
+        request = m.ScanKeys(
+            prefix=prefix,
+            limit=limit,
+            continuation_token=continuation_token,
+            stale=stale,
+            include_internal=include_internal,
         )
+        return await self._call(request, m.ScanResult)
 
     async def batch_read(self, keys: Sequence[str], *, stale: bool = False) -> m.BatchReadResult:
         return await self._call(m.BatchRead(keys=list(keys), stale=stale), m.BatchReadResult)

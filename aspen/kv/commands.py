@@ -187,12 +187,15 @@ class Scan:
     `limit` None means `DEFAULT_SCAN_LIMIT`; larger values are clamped to `MAX_SCAN_RESULTS` and
     negative ones to 0. `continuation_token` is the last key of the previous page: the page starts
     strictly after it. A token that sorts before `prefix` is ignored (the scan starts at the prefix),
-    since no matching key can lie between them anyway.
+    since no matching key can lie between them anyway. With `include_internal` False, keys under a
+    reserved prefix (`aspen.kv.records.RESERVED_PREFIXES`) are skipped as if absent; the node's edge
+    asks for that for plain client scans, internal readers see everything.
     """
 
     prefix: str = ""
     limit: int | None = None
     continuation_token: str | None = None
+    include_internal: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,6 +91,7 @@ from aspen.kv.lease_commands import (
 )
 from aspen.kv.leases import LeaseTable
 from aspen.kv.limits import DEFAULT_SCAN_LIMIT, MAX_SCAN_RESULTS
+from aspen.kv.records import RESERVED_PREFIXES
 from aspen.kv.validation import validate
 
 #: Reason reported for the first condition of a conditional batch that does not hold.
@@ -320,7 +321,12 @@ class KvStateMachine:
         if applier is None:
             return LayerRejected(error=f"unknown coordination layer {cmd.layer!r}")
         txn = KvTxn(self)
-        result = applier(txn, cmd)
+        try:
+            result = applier(txn, cmd)
+        except Exception as err:
+            # The aspen.layers framework never raises; an applier that does must not stop the node.
+            # Its buffered writes are dropped, so the command changes nothing, on every replica.
+            return LayerRejected(error=f"{cmd.layer} {cmd.op!r} failed ({type(err).__name__})")
         # Commit only after the layer returned: a rejected operation has left nothing behind.
         for key, value in txn.writes():
             if value is None:
@@ -436,7 +442,10 @@ class KvStateMachine:
         """One page of keys starting with `query.prefix`, in O(log n + page size).
 
         All keys with a given prefix form one contiguous run of the sorted key list, starting at the
-        first key >= prefix, so the walk can stop at the first non-matching key.
+        first key >= prefix, so the walk can stop at the first non-matching key. Without
+        `include_internal`, keys under a reserved prefix (aspen.kv.records) are skipped; they are
+        one contiguous run per prefix too, so the walk jumps over each run in one O(log n) step and
+        a page still holds `limit` visible keys.
         """
         prefix = query.prefix
         limit = DEFAULT_SCAN_LIMIT if query.limit is None else max(0, min(query.limit, MAX_SCAN_RESULTS))
@@ -449,17 +458,24 @@ class KvStateMachine:
             # No token, or one before the prefix (no match can lie between them): start at prefix.
             token = None
             keys = data.irange(minimum=prefix)
+        hidden = () if query.include_internal else RESERVED_PREFIXES
         entries: list[ScanEntry] = []
         is_truncated = False
-        for key in keys:
-            if not key.startswith(prefix):
-                break
-            if len(entries) == limit:
-                # One look-ahead key tells "exactly limit matches" apart from "more to come".
-                is_truncated = True
-                break
-            row: _Row = data[key]
-            entries.append(ScanEntry(key, row[_VALUE], row[_VERSION], row[_CREATE], row[_MOD]))
+        while keys is not None:
+            walk, keys = keys, None
+            for key in walk:
+                if not key.startswith(prefix):
+                    break
+                if hidden and key.startswith(hidden):
+                    # Resume at the first key past this reserved run (strictly after `key`).
+                    keys = data.irange(minimum=_past_run(next(p for p in hidden if key.startswith(p))))
+                    break
+                if len(entries) == limit:
+                    # One look-ahead key tells "exactly limit matches" apart from "more to come".
+                    is_truncated = True
+                    break
+                row: _Row = data[key]
+                entries.append(ScanEntry(key, row[_VALUE], row[_VERSION], row[_CREATE], row[_MOD]))
         next_token: str | None = None
         if is_truncated:
             # With limit 0 nothing was returned: resume from where this page started.
@@ -542,6 +558,11 @@ class KvStateMachine:
         machine = cls(layers)
         machine.restore(data)
         return machine
+
+
+def _past_run(prefix: str) -> str:
+    """The smallest string greater than every string that starts with `prefix` (code point order)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _only(column: list[Any], kind: type) -> bool:

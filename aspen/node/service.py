@@ -112,6 +112,36 @@ PROPOSED_BY_FOLLOWERS = frozenset(
         "ConditionalBatchWrite",
     }
 )
+#: Plain KV writes, by request type: the keys each one writes (a conditional batch's conditions only
+#: read, so they may name reserved keys).
+_PLAIN_WRITE_KEYS: dict[str, Callable[[Any], list[str]]] = {
+    "WriteKey": lambda r: [r.key],
+    "DeleteKey": lambda r: [r.key],
+    "CompareAndSwapKey": lambda r: [r.key],
+    "CompareAndDeleteKey": lambda r: [r.key],
+    "BatchWrite": lambda r: [op.key for op in r.operations],
+    "ConditionalBatchWrite": lambda r: [op.key for op in r.operations],
+    "WriteKeyWithLease": lambda r: [r.key],
+}
+
+
+def _refuse_reserved_writes(request: m.Request) -> None:
+    """`InvalidRequestError` if a plain KV write from a client names a key under a reserved prefix.
+
+    Checked on every frame that arrives from outside, before it is forwarded or proposed; the
+    node's own writes of `_system:` keys (the blob service's replica records) go through `submit`,
+    which does not pass here. This keeps clients from corrupting layer records by mistake; it is no
+    authorisation boundary (a cookie holder is trusted), and apply stays total whatever is stored.
+    """
+    keys_of = _PLAIN_WRITE_KEYS.get(request.type)
+    if keys_of is None:
+        return
+    for key in keys_of(request):
+        error = kv.reserved_key_error(key)
+        if error is not None:
+            raise InvalidRequestError(error)
+
+
 #: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
 #: local: a follower serves them after a ReadIndex round through the leader). Lease writes are
 #: forwarded like KV writes (aspen.api.lease_messages).
@@ -207,6 +237,7 @@ class NodeService:
                 REQUEST.set((rid, op))
                 if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
                     raise NotInitializedError()
+                _refuse_reserved_writes(request)
                 if op in RELAYED and self.raft.role != StateRole.LEADER:
                     frame = await self._forward(request, hops, rid)
                 else:
@@ -552,8 +583,17 @@ class NodeService:
         )
 
     async def _scan(self, req: m.ScanKeys) -> m.ScanResult:
+        inside = kv.reserved_prefix(req.prefix)
+        if inside is not None and not req.include_internal:
+            # Answering "no keys" would be a lie; naming the switch is the useful answer.
+            raise InvalidRequestError(
+                f"prefix {req.prefix!r} is in the reserved prefix {inside.prefix!r} (owned by "
+                f"{inside.owner}); scan it with include_internal (aspen-cli kv scan --include-internal)"
+            )
         await self._barrier(req.stale)
-        res = self.state.kv.scan(kv.Scan(req.prefix, req.limit, req.continuation_token))
+        res = self.state.kv.scan(
+            kv.Scan(req.prefix, req.limit, req.continuation_token, include_internal=req.include_internal)
+        )
         return m.ScanResult(
             entries=[
                 m.ScanEntry(
