@@ -1,21 +1,22 @@
 """Bytes <-> wire models. The only place frames are (de)serialised.
 
-Request frame: msgpack map `{"v": PROTOCOL_VERSION, "auth": <32-byte cookie proof>, "req": {...}}`,
-plus optional `"hops"` (forwarding count) and `"rid"` (a request id, ≤ 64 printable ASCII characters,
-chosen by the client and logged by the node, so one CLI invocation can be found in every node's log).
+Request body: msgpack map `{"v": PROTOCOL_VERSION, "req": {...}}`, plus optional `"hops"`
+(forwarding count) and `"rid"` (a request id, ≤ 64 printable ASCII characters, chosen by the client
+and logged by the node, so one CLI invocation can be found in every node's log). The proof of the
+cookie is not in it: the transport puts it in a fixed header ahead of the body and checks it before
+the body is even buffered (aspen.rpc.auth), so nothing here runs for an unauthenticated request.
 Response frame: the response map itself. Decoding a request never raises anything but `AspenError`
 subclasses, so the node can answer every malformed frame with a precise `Error`.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 import msgpack
 from pydantic import ValidationError
 
-from aspen.api.errors import AspenError, InvalidRequestError, UnauthorizedError, error_from_wire
+from aspen.api.errors import AspenError, InvalidRequestError, error_from_wire
 from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_TYPES, Error, Request, Response
 
@@ -23,10 +24,16 @@ from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_TYPES, Error, Request, 
 #: role meanwhile answers NOT_LEADER instead of forwarding again).
 MAX_PROXY_HOPS = 1
 MAX_RID_CHARS = 64
+#: Decoding limits, so even an authenticated client's frame costs bounded work: no legitimate
+#: request has a container of more than a few hundred items (batches hold ≤ 100 keys) or a string
+#: longer than a key or a JSON address; values and blobs are `bin`, bounded by the frame size.
+#: msgpack itself refuses nesting deeper than its fixed stack (1024 levels).
+MAX_CONTAINER_ITEMS = 100_000
+MAX_STR_BYTES = 1024 * 1024
 
 
-def encode_request(request: Request, auth: bytes, *, hops: int = 0, rid: str | None = None) -> bytes:
-    envelope: dict[str, object] = {"v": PROTOCOL_VERSION, "auth": auth, "req": request.model_dump()}
+def encode_request(request: Request, *, hops: int = 0, rid: str | None = None) -> bytes:
+    envelope: dict[str, object] = {"v": PROTOCOL_VERSION, "req": request.model_dump()}
     if hops:
         envelope["hops"] = hops
     if rid is not None:
@@ -39,7 +46,16 @@ def _unpack(data: bytes) -> Any:
     if len(data) > MAX_MESSAGE_BYTES:
         raise InvalidRequestError(f"message of {len(data)} bytes exceeds maximum of {MAX_MESSAGE_BYTES}")
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        return msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=MAX_CONTAINER_ITEMS,
+            max_map_len=MAX_CONTAINER_ITEMS,
+            max_str_len=MAX_STR_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_ext_len=0,
+        )
     except Exception as exc:  # msgpack raises many types (ExtraData, ValueError, UnicodeDecodeError...)
         raise InvalidRequestError(f"undecodable frame: {type(exc).__name__}") from None
 
@@ -50,14 +66,14 @@ def _describe(err: ValidationError) -> str:
     return f"invalid request: {where}: {first['msg']}"
 
 
-def decode_request(data: bytes, expected_auth: bytes) -> Request:
-    """Validate an untrusted request frame: envelope, version, cookie proof, then the request."""
-    return decode_envelope(data, expected_auth)[0]
+def decode_request(data: bytes) -> Request:
+    """Validate an untrusted (but authenticated) request body: envelope, version, then the request."""
+    return decode_envelope(data)[0]
 
 
-def decode_envelope(data: bytes, expected_auth: bytes) -> tuple[Request, int]:
+def decode_envelope(data: bytes) -> tuple[Request, int]:
     """Like `decode_request`, also returning how many times the request was forwarded."""
-    request, hops, _ = decode_envelope_rid(data, expected_auth)
+    request, hops, _ = decode_envelope_rid(data)
     return request, hops
 
 
@@ -71,7 +87,7 @@ def _valid_rid(rid: object) -> bool:
     )
 
 
-def decode_envelope_rid(data: bytes, expected_auth: bytes) -> tuple[Request, int, str | None]:
+def decode_envelope_rid(data: bytes) -> tuple[Request, int, str | None]:
     """Like `decode_envelope`, also returning the request id (None when the client sent none)."""
     frame = _unpack(data)
     if not isinstance(frame, dict):
@@ -80,9 +96,6 @@ def decode_envelope_rid(data: bytes, expected_auth: bytes) -> tuple[Request, int
         raise InvalidRequestError(
             f"unsupported protocol version {frame.get('v')!r} (want {PROTOCOL_VERSION})"
         )
-    auth = frame.get("auth")
-    if not isinstance(auth, bytes) or not hmac.compare_digest(auth, expected_auth):
-        raise UnauthorizedError("invalid cluster cookie")
     body = frame.get("req")
     if not isinstance(body, dict):
         raise InvalidRequestError("invalid request: missing request map")

@@ -39,7 +39,7 @@ from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.client.coordination import CoordinationMixin
 from aspen.client.leases import LeaseMethods
 from aspen.client.locks import LockMixin
-from aspen.rpc.auth import cookie_proof
+from aspen.rpc.auth import proof_key
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
 from aspen.rpc.ticket import ClusterTicket, parse_host_port
@@ -98,9 +98,10 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         #: Sent in every request's envelope (`rid`, ≤ 64 chars); nodes log it on failures and slow
         #: requests, so one invocation can be traced through the cluster's logs.
         self.request_id = request_id
-        self._auth = cookie_proof(self.ticket.cookie)
+        key = proof_key(self.ticket.cookie)
         self._peers = [
-            RpcClient(p.endpoint_id, [parse_host_port(a) for a in p.addrs]) for p in self.ticket.peers
+            RpcClient(p.endpoint_id, [parse_host_port(a) for a in p.addrs], auth_key=key)
+            for p in self.ticket.peers
         ]
         self._current = 0
 
@@ -118,7 +119,7 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         """Send one request, following the rotation rules above; returns a non-error response."""
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        frame = encode_request(request, self._auth, rid=self.request_id)
+        frame = encode_request(request, rid=self.request_id)
         idempotent = request.type in IDEMPOTENT
         last: AspenError | None = None
         not_init_tries = 0

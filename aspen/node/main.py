@@ -22,7 +22,7 @@ import click
 import structlog
 
 from aspen.api.codec import encode_error
-from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
+from aspen.api.errors import InvalidRequestError, ServiceUnavailableError, UnauthorizedError
 from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.node.backup import BackupError, restore_data_dir
 from aspen.node.blob_service import BlobService, make_blob_service
@@ -37,7 +37,7 @@ from aspen.raft.core.types import ConfChange, ConfChangeType, ConfState, StateRo
 from aspen.raft.net import TcpTransport
 from aspen.raft.node import DriverConfig, RaftNode
 from aspen.raft.wal.errors import WalError
-from aspen.rpc.auth import cookie_proof
+from aspen.rpc.auth import proof_key
 from aspen.rpc.identity import NodeIdentity, load_or_create
 from aspen.rpc.loop import run as run_loop
 from aspen.rpc.server import PeerInfo, RpcServer
@@ -108,7 +108,7 @@ class Node:
         me = NodeIdentityInfo(node_id=cfg.node_id, endpoint_id=identity.endpoint_id, addrs=(addr,))
         self.service = NodeService(
             me=me,
-            cookie_proof=cookie_proof(cfg.cookie),
+            proof_key=proof_key(cfg.cookie),
             cookie=cfg.cookie,
             raft=self.raft,
             state=self.state,
@@ -174,6 +174,7 @@ class Node:
             InvalidRequestError(f"request exceeds maximum message size of {MAX_MESSAGE_BYTES} bytes")
         )
         busy = encode_error(ServiceUnavailableError("too many concurrent requests on this connection"))
+        unauthorized = encode_error(UnauthorizedError("invalid cluster cookie"))
         attempts = 1 if cfg.bind_port else 20
         for attempt in range(attempts):
             server = RpcServer(
@@ -181,8 +182,10 @@ class Node:
                 self._handle,
                 host=cfg.host,
                 port=cfg.bind_port,
+                auth_key=proof_key(cfg.cookie),
                 oversize_response=oversize,
                 busy_response=busy,
+                unauthorized_response=unauthorized,
             )
             _, port = await server.start()
             transport = TcpTransport(

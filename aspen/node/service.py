@@ -160,14 +160,16 @@ class NodeService:
         self,
         *,
         me: NodeIdentityInfo,
-        cookie_proof: bytes,
+        proof_key: bytes,
         cookie: str,
         raft: RaftNode,
         state: NodeStateMachine,
         metrics: NodeMetrics,
     ) -> None:
         self.me = me
-        self._auth = cookie_proof
+        #: Proves the cookie to the leader when forwarding (the transport authenticates requests
+        #: to this node before they reach `handle`).
+        self._proof_key = proof_key
         self._cookie = cookie
         self.raft = raft
         self.state = state
@@ -232,7 +234,7 @@ class NodeService:
         scope = REQUEST.set((None, op))
         try:
             try:
-                request, hops, rid = decode_envelope_rid(data, self._auth)
+                request, hops, rid = decode_envelope_rid(data)
                 op = request.type
                 REQUEST.set((rid, op))
                 if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
@@ -287,7 +289,7 @@ class NodeService:
         ):
             raise NotLeaderError("NOT_LEADER", leader or None)
         client = self._leader_client(leader)
-        frame = encode_request(request, self._auth, hops=hops + 1, rid=rid)
+        frame = encode_request(request, hops=hops + 1, rid=rid)
         # A leader that died or froze answers nothing and its QUIC connection lingers until the
         # idle timeout; Raft notices within an election timeout. Stop waiting then, not after 30 s.
         gone = self._leader_gone.setdefault(leader, asyncio.Event())
@@ -309,9 +311,9 @@ class NodeService:
         try:
             return sent.result()
         except RpcConnectError:
-            raise NotLeaderError(
-                "NOT_LEADER", leader
-            ) from None  # nothing sent: the client may retry anywhere
+            # Not sent, or refused before the leader served anything on the connection (e.g. it
+            # was at its connection limit): the outcome is known, the client may retry anywhere.
+            raise NotLeaderError("NOT_LEADER", leader) from None
         except RpcTransportError as err:
             raise OutcomeUnknownError(f"forwarding to leader {leader} failed: {err}") from None
 
@@ -326,7 +328,12 @@ class NodeService:
             return cached[1]
         addr = parse_endpoint_addr(context)
         own_host = parse_host_port(self.me.addrs[0])[0] if self.me.addrs else None
-        client = RpcClient(addr.endpoint_id, [parse_host_port(a) for a in addr.addrs], local_host=own_host)
+        client = RpcClient(
+            addr.endpoint_id,
+            [parse_host_port(a) for a in addr.addrs],
+            auth_key=self._proof_key,
+            local_host=own_host,
+        )
         self._leader_clients[leader] = (context, client)
         return client
 

@@ -6,7 +6,9 @@ after the handshake and before any request is sent, the certificate's Ed25519
 public key is compared with the endpoint id the caller expects (from a cluster
 ticket).  TLS 1.3 has already proven the server holds the matching private
 key, so a match authenticates the node and a mismatch aborts with
-:class:`~aspen.rpc.errors.EndpointMismatchError`.
+:class:`~aspen.rpc.errors.EndpointMismatchError`.  The connection is ready once
+the node's challenge has arrived too: every request then starts with the
+header carrying this connection's proof of the cookie (:mod:`aspen.rpc.auth`).
 
 Each request uses its own bidirectional stream, so many requests share one
 connection without head-of-line blocking.  :class:`RpcClient` wraps one
@@ -29,10 +31,18 @@ from aioquic.quic import events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from aspen.rpc.acks import PiggybackAcks
-from aspen.rpc.config import MAX_MESSAGE, STREAM_ERR_CANCELLED, AspenQuicConfiguration, tune_socket
+from aspen.rpc.auth import CHALLENGE_FRAME_BYTES, connection_proof, parse_challenge, request_header
+from aspen.rpc.config import (
+    MAX_MESSAGE,
+    REFUSED_CONNECTION_CODES,
+    STREAM_ERR_CANCELLED,
+    AspenQuicConfiguration,
+    tune_socket,
+)
 from aspen.rpc.errors import (
     EndpointMismatchError,
     RpcConnectError,
+    RpcRefusedError,
     RpcStreamResetError,
     RpcTimeoutError,
     RpcTransportError,
@@ -60,6 +70,9 @@ class _ClientProtocol(PiggybackAcks):
         self._pending: dict[int, _Pending] = {}
         self.failure: RpcTransportError | None = None
         self.handshake: asyncio.Future[None] = self._loop.create_future()
+        #: The nonce of the node's challenge (aspen.rpc.auth), which requests must wait for.
+        self.challenge: asyncio.Future[bytes] = self._loop.create_future()
+        self._challenge_buf = bytearray()
         self.last_receive = self._loop.time()
 
     # -- aioquic hooks -----------------------------------------------------
@@ -91,7 +104,9 @@ class _ClientProtocol(PiggybackAcks):
         if isinstance(event, events.StreamDataReceived):
             pending = self._pending.get(event.stream_id)
             if pending is None:
-                return  # abandoned request, or a server-initiated stream we do not use
+                if event.stream_id % 4 == 3:  # server-initiated unidirectional: the challenge
+                    self._on_challenge_data(event)
+                return  # abandoned request
             pending.buf += event.data
             if len(pending.buf) > pending.limit:
                 self.abort(event.stream_id)
@@ -115,12 +130,31 @@ class _ClientProtocol(PiggybackAcks):
         elif isinstance(event, events.ConnectionTerminated):
             self._fail(_closed_error(event))
 
+    def _on_challenge_data(self, event: events.StreamDataReceived) -> None:
+        if self.challenge.done():
+            return
+        self._challenge_buf += event.data
+        if len(self._challenge_buf) > CHALLENGE_FRAME_BYTES:
+            self._fail_protocol("oversized challenge from node")
+        elif event.end_stream:
+            try:
+                self.challenge.set_result(parse_challenge(bytes(self._challenge_buf)))
+            except ValueError as exc:
+                self._fail_protocol(f"bad challenge from node: {exc}")
+
+    def _fail_protocol(self, reason: str) -> None:
+        self._fail(RpcTransportError(reason))
+        self._quic.close(error_code=0, reason_phrase=reason)
+        self.transmit()
+
     # -- requests ------------------------------------------------------------
 
-    def send_request(self, data: bytes, limit: int) -> tuple[int, asyncio.Future[bytes]]:
+    def send_request(self, header: bytes, data: bytes, limit: int) -> tuple[int, asyncio.Future[bytes]]:
         if self.failure is not None:
             raise self.failure
         sid = self._quic.get_next_available_stream_id()
+        # Two writes, not a concatenation: no copy of a 16 MiB body.
+        self._quic.send_stream_data(sid, header, end_stream=False)
         self._quic.send_stream_data(sid, data, end_stream=True)
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._pending[sid] = _Pending(future=future, limit=limit)
@@ -149,10 +183,11 @@ class _ClientProtocol(PiggybackAcks):
         pending, self._pending = self._pending, {}
         for p in pending.values():
             _settle(p.future, error)
-        if not self.handshake.done():
-            self.handshake.set_exception(error)
-            # Nobody may await it if the connect already timed out.
-            self.handshake.exception()
+        for waiter in (self.handshake, self.challenge):
+            if not waiter.done():
+                waiter.set_exception(error)
+                # Nobody may await it if the connect already timed out.
+                waiter.exception()
 
 
 def _settle(future: asyncio.Future[bytes], error: BaseException) -> None:
@@ -163,7 +198,12 @@ def _settle(future: asyncio.Future[bytes], error: BaseException) -> None:
 def _closed_error(event: Any) -> RpcTransportError:
     reason = getattr(event, "reason_phrase", "") or "no reason given"
     code = getattr(event, "error_code", 0)
-    return RpcTransportError(f"connection closed (code {code:#x}: {reason})")
+    message = f"connection closed (code {code:#x}: {reason})"
+    if code in REFUSED_CONNECTION_CODES and getattr(event, "frame_type", 0) is None:
+        # An application close (no frame type; transport codes overlap these numbers) the node
+        # sends only on a connection on which it served nothing (see config).
+        return RpcRefusedError(code, message)
+    return RpcTransportError(message)
 
 
 def _local_bind_address(family: int, remote_host: str) -> str | None:
@@ -187,6 +227,7 @@ class RpcConnection:
         self._protocol = protocol
         self.endpoint_id = endpoint_id
         self.addr = addr
+        self.header = b""  # the auth header of every request, once the challenge has arrived
 
     @classmethod
     async def connect(
@@ -195,11 +236,15 @@ class RpcConnection:
         port: int,
         endpoint_id: str,
         *,
+        auth_key: bytes,
         timeout: float = 5.0,
         config: AspenQuicConfiguration | None = None,
         local_host: str | None = None,
     ) -> RpcConnection:
-        """Connect, complete the handshake and verify the server's key.
+        """Connect, complete the handshake, verify the server's key and receive its challenge.
+
+        ``auth_key`` is the cookie-derived key (:func:`aspen.rpc.auth.proof_key`) every request
+        on this connection proves itself with.
 
         ``local_host`` binds the source address (a node forwarding to its leader uses its own
         address, so firewall rules between nodes apply to forwarded requests too).
@@ -244,9 +289,13 @@ class RpcConnection:
             try:
                 async with asyncio.timeout(timeout):
                     await protocol.handshake
+                    # Pin before anything depends on the peer; the challenge follows the handshake
+                    # by half a round trip.
+                    conn._verify_peer(expected)
+                    nonce = await protocol.challenge
             except TimeoutError:
                 raise RpcTimeoutError(f"QUIC handshake with {where} timed out after {timeout}s") from None
-            conn._verify_peer(expected)
+            conn.header = request_header(connection_proof(auth_key, nonce))
         except BaseException:
             await conn.aclose()
             raise
@@ -289,7 +338,7 @@ class RpcConnection:
         aborted the request, :class:`RpcTransportError` if the connection failed
         (outcome likewise unknown) or the response exceeded ``max_response``.
         """
-        sid, future = self._protocol.send_request(data, max_response)
+        sid, future = self._protocol.send_request(self.header, data, max_response)
         # The future is this request's alone, so its deadline settles it directly: one timer handle
         # instead of an asyncio.timeout scope per request (≈ 6 % of a loaded client's CPU).
         timer = asyncio.get_running_loop().call_later(timeout, self._expire, future, timeout)
@@ -342,6 +391,7 @@ class RpcClient:
         endpoint_id: str,
         addrs: Sequence[tuple[str, int]],
         *,
+        auth_key: bytes,
         connect_timeout: float = 5.0,
         config: AspenQuicConfiguration | None = None,
         local_host: str | None = None,
@@ -349,6 +399,7 @@ class RpcClient:
         if not addrs:
             raise ValueError("RpcClient needs at least one address")
         self.local_host = local_host
+        self.auth_key = auth_key
         self.endpoint_id = endpoint_id.lower()
         self.addrs = list(addrs)
         self.connect_timeout = connect_timeout
@@ -426,6 +477,7 @@ class RpcClient:
                     host,
                     port,
                     self.endpoint_id,
+                    auth_key=self.auth_key,
                     timeout=per_try,
                     config=self.config,
                     local_host=self.local_host,

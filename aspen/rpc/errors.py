@@ -30,6 +30,18 @@ class RpcConnectError(RpcTransportError):
     """No connection could be made, so the request was never sent: retrying it is always safe."""
 
 
+class RpcRefusedError(RpcConnectError):
+    """The node closed the connection before serving any request on it (too many connections, or
+    it was evicted or timed out while unauthenticated): no request sent on it was executed.
+
+    ``error_code`` is one of :data:`aspen.rpc.config.REFUSED_CONNECTION_CODES`.
+    """
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
 class EndpointMismatchError(RpcConnectError):
     """The server proved possession of a different key than the one pinned.
 

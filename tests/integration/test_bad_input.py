@@ -12,7 +12,7 @@ from harness import NodeProcess, cli
 from aspen.api import messages as m
 from aspen.api.codec import decode_response
 from aspen.client import AspenClient
-from aspen.rpc.auth import cookie_proof
+from aspen.rpc.auth import proof_key
 from aspen.rpc.client import RpcClient
 from aspen.rpc.ticket import ClusterTicket, TicketPeer, parse_host_port
 
@@ -64,7 +64,8 @@ def test_batch_of_101_operations_is_rejected_by_the_node(node: NodeProcess) -> N
 async def _raw(node: NodeProcess, frame: bytes) -> m.Response:
     ticket = ClusterTicket.decode(node.ticket)
     peer = ticket.peers[0]
-    client = RpcClient(peer.endpoint_id, [parse_host_port(a) for a in peer.addrs])
+    key = proof_key(ticket.cookie)
+    client = RpcClient(peer.endpoint_id, [parse_host_port(a) for a in peer.addrs], auth_key=key)
     try:
         return decode_response(await client.request(frame, timeout=10))
     finally:
@@ -79,12 +80,11 @@ def test_random_bytes_on_a_stream_get_invalid_request(node: NodeProcess) -> None
 
 
 def test_unknown_variant_gets_invalid_request(node: NodeProcess) -> None:
-    auth = cookie_proof(ClusterTicket.decode(node.ticket).cookie)
-    frame = msgpack.packb({"v": 1, "auth": auth, "req": {"type": "LaunchRockets", "key": "x"}})
+    frame = msgpack.packb({"v": 1, "req": {"type": "LaunchRockets", "key": "x"}})
     res = asyncio.run(_raw(node, frame))
     assert isinstance(res, m.Error) and res.code == "INVALID_REQUEST"
     assert "unknown request variant 'LaunchRockets'" in res.message
-    wrong_type = msgpack.packb({"v": 1, "auth": auth, "req": {"type": "WriteKey", "key": "k", "value": 12}})
+    wrong_type = msgpack.packb({"v": 1, "req": {"type": "WriteKey", "key": "k", "value": 12}})
     res = asyncio.run(_raw(node, wrong_type))
     assert isinstance(res, m.Error) and res.code == "INVALID_REQUEST" and "value" in res.message
     _still_serving(node)

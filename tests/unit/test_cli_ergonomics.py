@@ -14,8 +14,6 @@ from aspen.api.errors import InvalidRequestError
 from aspen.cli.context import Settings
 from aspen.cli.main import cli
 
-AUTH = b"a" * 32
-
 
 def leaf_commands(
     group: click.Group, path: tuple[str, ...] = ()
@@ -85,17 +83,17 @@ def test_each_invocation_has_its_own_short_request_id() -> None:
 
 
 def test_the_request_id_travels_in_the_envelope() -> None:
-    frame = encode_request(m.Ping(), AUTH, rid="3f9c0a1be4d27785")
+    frame = encode_request(m.Ping(), rid="3f9c0a1be4d27785")
     assert msgpack.unpackb(frame)["rid"] == "3f9c0a1be4d27785"
-    request, hops, rid = decode_envelope_rid(frame, AUTH)
+    request, hops, rid = decode_envelope_rid(frame)
     assert (request, hops, rid) == (m.Ping(), 0, "3f9c0a1be4d27785")
     # Optional: old clients send none, and the two-value decoder still works.
-    assert decode_envelope_rid(encode_request(m.Ping(), AUTH), AUTH)[2] is None
-    assert decode_envelope(frame, AUTH) == (m.Ping(), 0)
+    assert decode_envelope_rid(encode_request(m.Ping()))[2] is None
+    assert decode_envelope(frame) == (m.Ping(), 0)
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 65, "has space", "new\nline", "é", 42, b"bytes"])
 def test_a_malformed_request_id_is_an_invalid_request(bad: object) -> None:
-    frame = msgpack.packb({"v": 1, "auth": AUTH, "req": {"type": "Ping"}, "rid": bad}, use_bin_type=True)
+    frame = msgpack.packb({"v": 1, "req": {"type": "Ping"}, "rid": bad}, use_bin_type=True)
     with pytest.raises(InvalidRequestError):
-        decode_envelope_rid(frame, AUTH)
+        decode_envelope_rid(frame)

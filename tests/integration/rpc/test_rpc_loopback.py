@@ -14,24 +14,32 @@ from typing import Any, TypeVar
 import pytest
 
 from aspen.rpc import (
+    CONN_ERR_AUTH_DEADLINE,
+    CONN_ERR_EVICTED,
+    CONN_ERR_TOO_MANY_CONNECTIONS,
     MAX_MESSAGE,
     STREAM_ERR_HANDLER,
     STREAM_ERR_OVERSIZE,
+    AdmissionLimits,
     EndpointMismatchError,
     NodeIdentity,
     PeerInfo,
     RpcClient,
+    RpcConnectError,
     RpcConnection,
+    RpcRefusedError,
     RpcServer,
     RpcStreamResetError,
     RpcTimeoutError,
     RpcTransportError,
+    proof_key,
 )
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
+KEY = proof_key("loopback-test-cookie")
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -54,6 +62,7 @@ async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def serve(handler: Callable[[bytes, PeerInfo], Awaitable[Any]] = echo, **kw: Any) -> RpcServer:
+    kw.setdefault("auth_key", KEY)
     server = RpcServer(kw.pop("identity", None) or NodeIdentity.generate(), handler, HOST, 0, **kw)
     await server.start()
     return server
@@ -61,7 +70,7 @@ async def serve(handler: Callable[[bytes, PeerInfo], Awaitable[Any]] = echo, **k
 
 async def connect(server: RpcServer, endpoint_id: str | None = None) -> RpcConnection:
     return await RpcConnection.connect(
-        HOST, server.port, endpoint_id or server.identity.endpoint_id, timeout=5.0
+        HOST, server.port, endpoint_id or server.identity.endpoint_id, auth_key=KEY, timeout=5.0
     )
 
 
@@ -306,7 +315,7 @@ def test_wrong_endpoint_id_is_rejected() -> None:
                 await connect(server, endpoint_id=other)
             assert info.value.expected == other
             assert info.value.got == server.identity.endpoint_id
-            async with RpcClient(other, [(HOST, server.port)], connect_timeout=5.0) as client:
+            async with RpcClient(other, [(HOST, server.port)], auth_key=KEY, connect_timeout=5.0) as client:
                 with pytest.raises(EndpointMismatchError):
                     await client.request(b"never sent", 5.0)
             # Pinning is by key, so upper-case hex of the right key still matches.
@@ -342,7 +351,9 @@ def test_server_close_fails_requests_quickly() -> None:
             # A fresh connect to the dead port fails fast (ICMP unreachable), not at the timeout.
             start = time.monotonic()
             with pytest.raises(RpcTransportError):
-                await RpcConnection.connect(HOST, server.port, server.identity.endpoint_id, timeout=10.0)
+                await RpcConnection.connect(
+                    HOST, server.port, server.identity.endpoint_id, auth_key=KEY, timeout=10.0
+                )
             assert time.monotonic() - start < 5.0
         finally:
             await conn.aclose()
@@ -380,12 +391,14 @@ def test_client_reconnects_after_server_restart() -> None:
         identity = NodeIdentity.generate()
         server = await serve(identity=identity)
         port = server.port
-        async with RpcClient(identity.endpoint_id, [(HOST, port)], connect_timeout=5.0) as client:
+        async with RpcClient(
+            identity.endpoint_id, [(HOST, port)], auth_key=KEY, connect_timeout=5.0
+        ) as client:
             assert await client.request(b"one", 5.0) == b"one"
             await server.close()
             with pytest.raises(RpcTransportError):
                 await client.request(b"down", 2.0)
-            server = RpcServer(identity, echo, HOST, port)
+            server = RpcServer(identity, echo, HOST, port, auth_key=KEY)
             await server.start()
             try:
                 assert await client.request(b"two", 5.0) == b"two"
@@ -403,7 +416,9 @@ def test_client_falls_back_to_next_address() -> None:
         await dead.close()
         try:
             addrs = [(HOST, dead_port), (HOST, server.port)]
-            async with RpcClient(server.identity.endpoint_id, addrs, connect_timeout=3.0) as client:
+            async with RpcClient(
+                server.identity.endpoint_id, addrs, auth_key=KEY, connect_timeout=3.0
+            ) as client:
                 assert await client.request(b"hi", 10.0) == b"hi"
         finally:
             await server.close()
@@ -417,12 +432,13 @@ def test_max_connections_refuses_extra() -> None:
         try:
             async with await connect(server) as first:
                 assert await first.request(b"1", 5.0) == b"1"
-                second = await connect(server)
-                try:
-                    with pytest.raises(RpcTransportError):
-                        await second.request(b"2", 5.0)
-                finally:
-                    await second.aclose()
+                # Refused before anything was served on it: a connect error, safe to retry.
+                with pytest.raises(RpcRefusedError) as info:
+                    await connect(server)
+                assert info.value.error_code == CONN_ERR_TOO_MANY_CONNECTIONS
+                async with RpcClient(server.identity.endpoint_id, [(HOST, server.port)], auth_key=KEY) as c:
+                    with pytest.raises(RpcConnectError):
+                        await c.request(b"2", 5.0)
                 assert server.connection_count == 1
                 assert await first.request(b"still", 5.0) == b"still"
         finally:
@@ -465,6 +481,123 @@ def test_streaming_response() -> None:
                 with pytest.raises(RpcTransportError, match="exceeds"):
                     await conn.request(b"12", 30.0, max_response=1024 * 1024)
                 assert await conn.request(b"1", 5.0) == chunk
+        finally:
+            await server.close()
+
+    run(main())
+
+
+# ------------------------------------------------------------------ authentication, admission --
+UNAUTHORIZED = b"unauthorized"
+
+
+def test_wrong_proof_is_answered_before_the_body_is_buffered() -> None:
+    async def main() -> None:
+        calls: list[int] = []
+
+        async def handler(data: bytes, peer: PeerInfo) -> bytes:
+            calls.append(len(data))
+            return data
+
+        server = await serve(handler, unauthorized_response=UNAUTHORIZED)
+        try:
+            wrong = proof_key("another cookie")
+            async with await RpcConnection.connect(
+                HOST, server.port, server.identity.endpoint_id, auth_key=wrong, timeout=5.0
+            ) as conn:
+                assert await conn.request(b"x", 5.0) == UNAUTHORIZED
+                # A maximal body behind a wrong header is refused after its first 34 bytes: the
+                # answer comes long before 16 MiB could have crossed, and nothing is buffered.
+                pending = asyncio.ensure_future(conn.request(b"\x90" * MAX_MESSAGE, 30.0))
+                assert await pending == UNAUTHORIZED
+                assert server._connections and all(not c._buffers for c in server._connections)
+            async with await connect(server) as good:
+                assert await good.request(b"ok", 5.0) == b"ok"
+            assert calls == [2]
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_a_proof_is_worthless_on_another_connection() -> None:
+    async def main() -> None:
+        server = await serve(unauthorized_response=UNAUTHORIZED)
+        try:
+            async with await connect(server) as first, await connect(server) as second:
+                assert first.header != second.header  # each connection has its own challenge
+                assert await first.request(b"a", 5.0) == b"a"
+                second.header = first.header  # replay the first connection's proof on the second
+                assert await second.request(b"b", 5.0) == UNAUTHORIZED
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_unauthenticated_connection_is_closed_at_the_deadline() -> None:
+    async def main() -> None:
+        server = await serve(limits=AdmissionLimits(auth_deadline=0.3))
+        try:
+            idle = await connect(server)
+            used = await connect(server)
+            assert await used.request(b"in time", 5.0) == b"in time"
+            await wait_until(lambda: idle.is_closed, timeout=10.0)
+            with pytest.raises(RpcRefusedError) as info:
+                await idle.request(b"late", 5.0)
+            assert info.value.error_code == CONN_ERR_AUTH_DEADLINE
+            await idle.aclose()
+            assert not used.is_closed  # authenticated connections are not subject to it
+            assert await used.request(b"still", 5.0) == b"still"
+            await used.aclose()
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_unauthenticated_connections_are_evicted_oldest_first_and_never_take_reserved_slots() -> None:
+    async def main() -> None:
+        limits = AdmissionLimits(max_unauthenticated=2, max_unauthenticated_per_address=2)
+        server = await serve(limits=limits, max_connections=4)
+        try:
+            authed = [await connect(server) for _ in range(2)]
+            for c in authed:
+                assert await c.request(b"mine", 5.0) == b"mine"
+            idle = [await connect(server) for _ in range(2)]
+            assert server.unauthenticated_count == 2 and server.connection_count == 4
+            # Full: a newcomer evicts the oldest unauthenticated connection, never an authenticated one.
+            newcomer = await connect(server)
+            await wait_until(lambda: idle[0].is_closed)
+            with pytest.raises(RpcRefusedError) as info:
+                await idle[0].request(b"x", 5.0)
+            assert info.value.error_code == CONN_ERR_EVICTED
+            assert not idle[1].is_closed
+            assert await newcomer.request(b"in", 5.0) == b"in"
+            assert all(not c.is_closed for c in authed)
+            for c in [*authed, *idle, newcomer]:
+                await c.aclose()
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_connections_per_address_are_limited() -> None:
+    async def main() -> None:
+        server = await serve(limits=AdmissionLimits(max_per_address=2))
+        try:
+            conns = [await connect(server) for _ in range(2)]
+            for c in conns:
+                assert await c.request(b"a", 5.0) == b"a"
+            with pytest.raises(RpcRefusedError) as info:
+                await connect(server)
+            assert info.value.error_code == CONN_ERR_TOO_MANY_CONNECTIONS
+            for c in conns:
+                await c.aclose()
+            await wait_until(lambda: server.connection_count == 0)
+            async with await connect(server) as again:
+                assert await again.request(b"b", 5.0) == b"b"
         finally:
             await server.close()
 

@@ -13,11 +13,9 @@ from aspen.api.codec import decode_request, decode_response, encode_request, enc
 from aspen.api.errors import InvalidRequestError
 from aspen.api.limits import PROTOCOL_VERSION
 
-AUTH = b"\x01" * 32
-
 
 def frame(body: dict[str, Any]) -> bytes:
-    packed: bytes = msgpack.packb({"v": PROTOCOL_VERSION, "auth": AUTH, "req": body}, use_bin_type=True)
+    packed: bytes = msgpack.packb({"v": PROTOCOL_VERSION, "req": body}, use_bin_type=True)
     return packed
 
 
@@ -34,7 +32,7 @@ def frame(body: dict[str, Any]) -> bytes:
     ],
 )
 def test_lease_requests_round_trip(request_: Any) -> None:
-    assert decode_request(encode_request(request_, AUTH), AUTH) == request_
+    assert decode_request(encode_request(request_)) == request_
 
 
 @pytest.mark.parametrize(
@@ -50,7 +48,7 @@ def test_lease_requests_round_trip(request_: Any) -> None:
 )
 def test_malformed_lease_requests_are_invalid_requests(body: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequestError):
-        decode_request(frame(body), AUTH)
+        decode_request(frame(body))
 
 
 def test_lease_results_round_trip() -> None:
