@@ -24,3 +24,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sim", "deterministic Raft simulator")
     group.addoption("--sim-seed", type=int, default=None, help="run only this simulator seed")
     group.addoption("--sim-seeds", type=int, default=DEFAULT_SIM_SEEDS, help="number of seeds to run")
+    fuzz = parser.getgroup("fuzz", "frame fuzzing against a live node (tests/fault/test_fuzz.py)")
+    fuzz.addoption(
+        "--fuzz-frames", type=int, default=0, help="frames of the long fuzz run (default: its CI count)"
+    )

@@ -1,16 +1,20 @@
 """Frame fuzzing against a live node: valid requests of every variant, mutated at the byte level and
 at the field level, plus unknown variants and boundary sizes.
 
-The oracle for each frame is the node's own decoder run locally (`decode_envelope` with the right
-cookie proof): a frame it rejects is *invalid* and must get an `INVALID_REQUEST`/`UNAUTHORIZED`
-error and change nothing; a frame it accepts is a valid request and may do whatever that request
-does. Requests that would change the membership of the one-node cluster under test (a valid
-AddLearner/ChangeMembership/PromoteLearner) are not sent: they could take the test cluster down,
-which is not a robustness bug; their invalid forms are sent.
+A fuzz frame is what goes on a request stream: the 34-byte auth header (aspen.rpc.auth) and the
+msgpack body. Most frames carry this connection's correct header, so the body reaches the decoder;
+the rest carry a mutated, missing or truncated header (pre-auth garbage), and must be refused with
+UNAUTHORIZED before anything is decoded. The oracle for a frame with the right header is the node's
+own decoder run locally (`decode_envelope`): a body it rejects is *invalid* and must get an
+`INVALID_REQUEST` error and change nothing; a body it accepts is a valid request and may do
+whatever that request does. Requests that would change the membership of the one-node cluster
+under test (a valid AddLearner/ChangeMembership/PromoteLearner) are not sent: they could take the
+test cluster down, which is not a robustness bug; their invalid forms are sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -22,7 +26,8 @@ from aspen.api import messages as m
 from aspen.api.codec import decode_envelope, encode_request
 from aspen.api.errors import AspenError
 from aspen.api.limits import MAX_MESSAGE_BYTES
-from aspen.rpc.client import RpcClient
+from aspen.rpc.auth import HEADER_BYTES, MAGIC, VERSION
+from aspen.rpc.client import DEFAULT_MAX_RESPONSE, RpcConnection
 from aspen.rpc.errors import RpcStreamResetError
 
 MEMBERSHIP = {"AddLearner", "ChangeMembership", "PromoteLearner"}
@@ -130,20 +135,17 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
     }
 
 
-def deep_frame(rng: random.Random, auth: bytes) -> bytes:
-    """An authenticated envelope whose request is an array nested thousands deep (built by hand:
-    msgpack's own packer refuses such depth). The decoder must refuse it, not blow its stack."""
+def deep_frame(rng: random.Random) -> bytes:
+    """An envelope whose request is an array nested thousands deep (built by hand: msgpack's own
+    packer refuses such depth). The decoder must refuse it, not blow its stack."""
     depth = rng.randrange(500, 200_000)
-    head: bytes = (
-        msgpack.packb("v") + msgpack.packb(1) + msgpack.packb("auth") + msgpack.packb(auth, use_bin_type=True)
-    )
+    head: bytes = msgpack.packb("v") + msgpack.packb(1)
     nested = rng.choice([b"\x91", b"\x81\xa1k"]) * depth + b"\x01"  # [[[...1]]] or {"k":{"k":...1}}
-    return b"\x83" + head + pack("req") + nested
+    return b"\x82" + head + pack("req") + nested
 
 
 def mutate_fields(rng: random.Random, envelope: dict[str, Any]) -> dict[str, Any]:
     env = dict(envelope)
-    good_auth: bytes = envelope["auth"]
     req = dict(env.get("req") or {})
     for _ in range(rng.randrange(1, 4)):
         roll = rng.random()
@@ -161,7 +163,7 @@ def mutate_fields(rng: random.Random, envelope: dict[str, Any]) -> dict[str, Any
         elif roll < 0.78:
             env["v"] = rng.choice([0, 2, -1, "1", 1.0, None, 2**64 - 1])
         elif roll < 0.86:
-            env["auth"] = rng.choice([b"", b"\x00" * 32, good_auth[:31], "x" * 32, None])
+            env["auth"] = rng.choice([b"", b"\x00" * 32, "x" * 32, None])  # the old envelope field
         elif roll < 0.93:
             env["hops"] = rng.choice([1, 2, -1, True, "0", 2**64 - 1, -(2**63), None])
         else:
@@ -217,31 +219,73 @@ def pack(obj: Any) -> bytes:
     return data
 
 
-def make_frame(rng: random.Random, auth: bytes) -> bytes:
-    """One fuzz frame: a mutated valid request, a random blob, or an edge case."""
+def make_body(rng: random.Random) -> bytes:
+    """One fuzz body: a mutated valid request, a random blob, or an edge case."""
     base = rng.choice(BASE_REQUESTS)
     roll = rng.random()
     if roll < 0.45:
-        envelope = {"v": 1, "auth": auth, "req": base.model_dump()}
+        envelope = {"v": 1, "req": base.model_dump()}
         return pack(mutate_fields(rng, envelope))
     if roll < 0.85:
-        return mutate_bytes(rng, encode_request(base, auth))
+        return mutate_bytes(rng, encode_request(base))
     if roll < 0.93:
         return rng.randbytes(rng.randrange(0, 200))
     if roll < 0.96:
-        return deep_frame(rng, auth)
+        return deep_frame(rng)
     return pack(random_value(rng))
+
+
+@dataclass
+class Frame:
+    """What one request stream carries: `header` (34 bytes when well formed) and `body`."""
+
+    header: bytes
+    body: bytes
+
+    @property
+    def authentic(self) -> bool:
+        return self.header == AUTHENTIC
+
+
+#: Stands for "this connection's own header": the sender substitutes the real one.
+AUTHENTIC = b"<the connection's header>"
+
+
+def bad_header(rng: random.Random) -> bytes:
+    """Pre-auth garbage: a header that must not pass (wrong proof, version, magic, or too short)."""
+    roll = rng.random()
+    if roll < 0.4:
+        return bytes((MAGIC, VERSION)) + rng.randbytes(32)
+    if roll < 0.55:
+        return bytes((MAGIC, rng.choice([0, 1, 3, 255]))) + rng.randbytes(32)
+    if roll < 0.7:
+        return bytes((rng.choice([0x80, 0x83, 0x00, 0xFF]), VERSION)) + rng.randbytes(32)
+    if roll < 0.85:
+        return rng.randbytes(rng.randrange(0, HEADER_BYTES))  # shorter than a header
+    return b"\x00" * HEADER_BYTES
+
+
+def make_frame(rng: random.Random, preauth_share: float = 0.15) -> Frame:
+    """One fuzz frame; a `preauth_share` of them have a bad header (and any body)."""
+    if rng.random() < preauth_share:
+        header = bad_header(rng)
+        # A short header and no body is a request shorter than its header.
+        return Frame(header, b"" if len(header) < HEADER_BYTES and rng.random() < 0.5 else make_body(rng))
+    return Frame(AUTHENTIC, make_body(rng))
 
 
 @dataclass
 class Verdict:
     valid: bool
     variant: str = "Invalid"
+    authentic: bool = True
 
 
-def classify(frame: bytes, auth: bytes) -> Verdict:
+def classify(frame: Frame) -> Verdict:
+    if not frame.authentic:
+        return Verdict(False, authentic=False)
     try:
-        req, _ = decode_envelope(frame, auth)
+        req, _ = decode_envelope(frame.body)
     except AspenError:
         return Verdict(False)
     return Verdict(True, req.type)
@@ -256,12 +300,15 @@ def should_send(verdict: Verdict, *, allow_mutating: bool) -> bool:
 
 
 def check_response(raw: bytes, verdict: Verdict) -> m.Response:
-    """The response decodes to a valid response; an invalid frame gets an invalid-input error."""
+    """The response decodes to a valid response; a frame with a bad header gets UNAUTHORIZED, an
+    invalid body an INVALID_REQUEST error."""
     frame = msgpack.unpackb(raw, raw=False)
     resp = m.RESPONSE_ADAPTER.validate_python(frame)
-    if not verdict.valid:
+    if not verdict.authentic:
+        assert isinstance(resp, m.Error) and resp.code == "UNAUTHORIZED", resp
+    elif not verdict.valid:
         assert isinstance(resp, m.Error), f"invalid frame answered with {resp!r}"
-        assert resp.code in {"INVALID_REQUEST", "UNAUTHORIZED"}, resp
+        assert resp.code == "INVALID_REQUEST", resp
     else:
         assert not (isinstance(resp, m.Error) and resp.code in {"INVALID_REQUEST", "UNAUTHORIZED"}), (
             f"valid {verdict.variant} refused: {resp}"
@@ -275,37 +322,47 @@ class FuzzStats:
     invalid: int = 0
     resets: int = 0
     skipped: int = 0
+    preauth: int = 0
+    refused: int = 0
     seconds: float = 0.0
     by_code: dict[str, int] = field(default_factory=dict)
 
 
 async def send(
-    rpc: RpcClient, frame: bytes, verdict: Verdict, stats: FuzzStats, timeout: float = 30.0
+    conn: RpcConnection, frame: Frame, verdict: Verdict, stats: FuzzStats, timeout: float = 30.0
 ) -> None:
+    """Send `frame` on `conn` with the header it names (the connection's own when authentic)."""
     stats.sent += 1
     stats.invalid += not verdict.valid
+    stats.preauth += not verdict.authentic
+    header = conn.header if frame.authentic else frame.header
+    sid, future = conn._protocol.send_request(header, frame.body, DEFAULT_MAX_RESPONSE)
     try:
-        raw = await rpc.request(frame, timeout=timeout)
+        raw = await asyncio.wait_for(future, timeout)
     except RpcStreamResetError:
         stats.resets += 1  # allowed: the server refused the stream outright
         return
+    except TimeoutError:
+        conn._protocol.abort(sid)
+        raise
     resp = check_response(raw, verdict)
     code = resp.code if isinstance(resp, m.Error) else "ok"
     stats.by_code[code] = stats.by_code.get(code, 0) + 1
 
 
-def boundary_frames(auth: bytes) -> list[bytes]:
-    """Sizes at and around the 16 MiB request limit, and empty ones."""
-    padding = MAX_MESSAGE_BYTES - len(encode_request(m.Ping(), auth))
+def boundary_frames() -> list[Frame]:
+    """Sizes at and around the 16 MiB request limit, and empty ones, with and without the header."""
+    padding = MAX_MESSAGE_BYTES - len(encode_request(m.Ping()))
     return [
-        b"",
-        b"\x80",  # empty map
-        b"\xc1",  # never-used msgpack byte
-        msgpack.packb(
-            {"v": 1, "auth": auth, "req": {"type": "Ping"}, "pad": b"x" * (padding - 16)}, use_bin_type=True
-        ),
-        b"\x00" * MAX_MESSAGE_BYTES,
-        b"\x00" * (MAX_MESSAGE_BYTES + 1),
+        Frame(AUTHENTIC, b""),
+        Frame(AUTHENTIC, b"\x80"),  # empty map
+        Frame(AUTHENTIC, b"\xc1"),  # never-used msgpack byte
+        Frame(AUTHENTIC, pack({"v": 1, "req": {"type": "Ping"}, "pad": b"x" * (padding - 16)})),
+        Frame(AUTHENTIC, b"\x00" * MAX_MESSAGE_BYTES),
+        Frame(AUTHENTIC, b"\x00" * (MAX_MESSAGE_BYTES + 1)),
+        Frame(b"", b""),
+        Frame(b"\x00" * HEADER_BYTES, b"\x90" * (MAX_MESSAGE_BYTES - HEADER_BYTES)),  # pre-auth, maximal
+        Frame(bytes((MAGIC, VERSION)) + b"\x00" * 32, b"\xdd" + b"\x90" * (MAX_MESSAGE_BYTES // 2)),
     ]
 
 

@@ -1,16 +1,25 @@
-"""Fuzzing the wire decoder and every request handler of a live node (see fuzz.py for the oracle).
+"""Fuzzing the auth header, the wire decoder and every request handler of a live node (see fuzz.py
+for the oracle).
 
-For every frame: the answer decodes to a valid response (or the stream is reset), an invalid frame
-is answered with INVALID_REQUEST/UNAUTHORIZED and leaves the state hash unchanged, and the node
-stays up and answers Ping. Also: a client that opens streams and never finishes them is bounded by
-the per-connection limits and does not block other clients.
+For every frame: the answer decodes to a valid response (or the stream is reset), a frame with a bad
+header is answered UNAUTHORIZED, an invalid body INVALID_REQUEST, neither changes the state hash, and
+the node stays up and answers Ping. Frames with a bad header go on a connection that never
+authenticates (pre-auth garbage), the others on an authenticated one. The long run also has a
+legitimate client in its own process reading throughout, and reports its worst stall. Also: a
+client that opens streams and never finishes them is bounded by the per-connection limits and does
+not block other clients.
+
+The CI run sends `CI_FRAMES` frames; `--fuzz-frames N` sends N (must-show: 100,000).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
@@ -18,12 +27,14 @@ from typing import Any, TypeVar
 
 import pytest
 from fuzz import (
+    AUTHENTIC,
+    Frame,
     FuzzStats,
     Verdict,
     boundary_frames,
-    check_response,
     classify,
     make_frame,
+    pack,
     send,
     should_send,
 )
@@ -34,8 +45,9 @@ from hypothesis import strategies as st
 from aspen.api import messages as m
 from aspen.api.codec import decode_response, encode_request
 from aspen.client import AspenClient
-from aspen.rpc.auth import cookie_proof
-from aspen.rpc.client import RpcClient, RpcConnection, _Pending
+from aspen.rpc.auth import proof_key
+from aspen.rpc.client import RpcConnection, _Pending
+from aspen.rpc.errors import RpcRefusedError, RpcTransportError
 from aspen.rpc.ticket import ClusterTicket, parse_host_port
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
@@ -43,27 +55,71 @@ pytestmark = [pytest.mark.fault, pytest.mark.integration]
 T = TypeVar("T")
 
 CI_FRAMES = 2500
+#: Frames of the non-slow long run (with the concurrent client); `--fuzz-frames` overrides it.
+CI_LONG_FRAMES = 3000
 
 
 class LiveNode:
-    """One initialised node and an event loop of our own to drive raw RPCs from sync test code."""
+    """One initialised node and an event loop of our own to drive raw RPCs from sync test code:
+    `conn` is an authenticated connection, `garbage` one that never authenticates."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.node = NodeProcess(node_id=1, data_dir=root / "n1").start()
         res = cli(self.node.ticket, "cluster", "init")
         assert res.code == 0, res.stderr
         self.ticket = ClusterTicket.decode(self.node.ticket)
-        self.auth = cookie_proof(self.ticket.cookie)
-        peer = self.ticket.peers[0]
-        self.addr = [parse_host_port(a) for a in peer.addrs]
+        self.key = proof_key(self.ticket.cookie)
+        self.peer = self.ticket.peers[0]
+        self.addr = [parse_host_port(a) for a in self.peer.addrs]
         self.loop = asyncio.new_event_loop()
-        self.rpc = RpcClient(peer.endpoint_id, self.addr)
+        self.conn = self.run(self.connect())
+        self.garbage = self.run(self.connect())
+        self.reconnects = 0
+
+    async def connect(self) -> RpcConnection:
+        host, port = self.addr[0]
+        return await RpcConnection.connect(host, port, self.peer.endpoint_id, auth_key=self.key, timeout=10)
+
+    async def usable(self, frame: Frame) -> RpcConnection:
+        """The connection `frame` goes on, replaced if the node closed it (an idle unauthenticated
+        connection is closed at its deadline)."""
+        if frame.authentic:
+            if self.conn.is_closed:
+                self.conn = await self.connect()
+                self.reconnects += 1
+            return self.conn
+        if self.garbage.is_closed:
+            self.garbage = await self.connect()
+            self.reconnects += 1
+        return self.garbage
+
+    async def send(self, frame: Frame, verdict: Verdict, stats: FuzzStats, timeout: float = 30.0) -> None:
+        for _ in range(3):  # bounded: a replaced connection may be closed again before it is used
+            conn = await self.usable(frame)
+            try:
+                await send(conn, frame, verdict, stats, timeout)
+                return
+            except RpcRefusedError:
+                if not frame.authentic:
+                    # The node closed the unauthenticated connection (its pre-auth byte cap or
+                    # deadline): a refusal to spend on garbage is a correct answer to it.
+                    stats.refused += 1
+                    return
+            except RpcTransportError:
+                if not conn.is_closed:
+                    raise
+        raise AssertionError("connections to the node keep closing")
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
 
     def request(self, req: m.Request) -> m.Response:
-        return decode_response(self.run(self.rpc.request(encode_request(req, self.auth), timeout=30)))
+        async def go() -> bytes:
+            conn = await self.usable(Frame(AUTHENTIC, b""))
+            return await conn.request(encode_request(req), timeout=30)
+
+        return decode_response(self.run(go()))
 
     def state(self) -> tuple[int, str]:
         h = self.request(m.GetStateHash())
@@ -75,7 +131,8 @@ class LiveNode:
         assert isinstance(self.request(m.Ping()), m.Pong)
 
     def close(self) -> None:
-        self.run(self.rpc.aclose())
+        self.run(self.conn.aclose())
+        self.run(self.garbage.aclose())
         self.loop.close()
         self.node.stop()
 
@@ -100,12 +157,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
 def test_mutated_and_random_frames_never_crash_and_invalid_ones_change_nothing(
     live: LiveNode, rng: random.Random
 ) -> None:
-    frame = make_frame(rng, live.auth)
-    verdict = classify(frame, live.auth)
+    frame = make_frame(rng)
+    verdict = classify(frame)
     if not should_send(verdict, allow_mutating=True):
         return
     before = live.state() if not verdict.valid else None
-    live.run(send(live.rpc, frame, verdict, FuzzStats()))
+    live.run(live.send(frame, verdict, FuzzStats()))
     if before is not None:
         assert live.state() == before, f"invalid frame changed state: {frame[:200]!r}"
 
@@ -122,22 +179,20 @@ def test_unknown_variants_and_wrong_types_get_precise_errors(live: LiveNode) -> 
         {"type": "BatchRead", "keys": "abc"},
         {"type": "ReadKey", "key": "a", "surprise": 1},
     ]
-    import msgpack
-
     for body in bad:
-        frame = msgpack.packb({"v": 1, "auth": live.auth, "req": body}, use_bin_type=True)
-        raw = live.run(live.rpc.request(frame, timeout=30))
-        resp = check_response(raw, Verdict(False))
-        assert isinstance(resp, m.Error) and resp.code == "INVALID_REQUEST", (body, resp)
+        stats = FuzzStats()
+        live.run(live.send(Frame(AUTHENTIC, pack({"v": 1, "req": body})), Verdict(False), stats))
+        assert stats.by_code == {"INVALID_REQUEST": 1}, (body, stats)
     assert live.state() == before
     live.assert_alive()
 
 
 def test_boundary_sizes_are_refused_or_served_without_harm(live: LiveNode) -> None:
     before = live.state()
-    for frame in boundary_frames(live.auth):
-        verdict = classify(frame, live.auth) if len(frame) <= 16 * 1024 * 1024 else Verdict(False)
-        live.run(send(live.rpc, frame, verdict, FuzzStats(), timeout=60))
+    for frame in boundary_frames():
+        oversize = frame.authentic and len(frame.body) > 16 * 1024 * 1024
+        verdict = Verdict(False) if oversize else classify(frame)
+        live.run(live.send(frame, verdict, FuzzStats(), timeout=60))
     assert live.state() == before
     # Valid requests at the value-size limit still work, one byte over is a domain refusal.
     ok = live.request(m.WriteKey(key="big", value=b"x" * 1_048_576))
@@ -156,10 +211,11 @@ def test_client_that_never_finishes_its_streams_is_bounded_and_blocks_no_one(liv
     host, port = live.addr[0]
 
     async def scenario() -> tuple[int, int, bool, bool]:
-        slow = await RpcConnection.connect(host, port, peer.endpoint_id)
+        slow = await RpcConnection.connect(host, port, peer.endpoint_id, auth_key=live.key)
         proto = slow._protocol
         quic = proto._quic
-        chunk = b"\x85" + os.urandom(1024 * 1024 - 1)  # a map header that never completes
+        # Authenticated (the right header), then a map header that never completes.
+        chunk = slow.header + b"\x85" + os.urandom(1024 * 1024 - 1 - len(slow.header))
         futures = []
         # 80 streams x 1 MiB > 64 MiB buffered limit; none is ever finished.
         for _ in range(80):
@@ -218,17 +274,17 @@ def fuzz_many(live: LiveNode, frames: int, seed: int, concurrency: int = 32) -> 
     async def go() -> None:
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(frame: bytes, verdict: Verdict) -> None:
+        async def one(frame: Frame, verdict: Verdict) -> None:
             async with sem:
-                await send(live.rpc, frame, verdict, stats)
+                await live.send(frame, verdict, stats)
 
         batch: list[asyncio.Task[None]] = []
         produced = 0
         for _ in range(frames * 4):  # bounded even if most candidates are filtered out
             if produced >= frames:
                 break
-            frame = make_frame(rng, live.auth)
-            verdict = classify(frame, live.auth)
+            frame = make_frame(rng)
+            verdict = classify(frame)
             if not should_send(verdict, allow_mutating=False):
                 stats.skipped += 1
                 continue
@@ -246,9 +302,62 @@ def fuzz_many(live: LiveNode, frames: int, seed: int, concurrency: int = 32) -> 
     return stats
 
 
+#: Must-show 3: no legitimate call may stall longer than this while the fuzzer runs.
+MAX_STALL_S = 1.0
+
+
+def fuzz_with_probe(live: LiveNode, frames: int, seed: int) -> tuple[FuzzStats, list[float], list[str]]:
+    """`fuzz_many` while a legitimate client in its own process reads throughout; returns the stats,
+    the probe's latencies and its errors."""
+    work = live.root / f"probe-{seed}-{frames}"
+    work.mkdir()
+    ticket, stop, out = work / "ticket", work / "stop", work / "out.json"
+    ticket.write_text(live.node.ticket)
+    probe = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("probe.py")), str(ticket), str(stop), str(out), "7200"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        stats = fuzz_many(live, frames, seed)
+    finally:
+        stop.touch()
+        try:
+            probe.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            probe.kill()
+            probe.wait(timeout=10)
+    result = json.loads(out.read_text())
+    return stats, result["latencies"], result["errors"]
+
+
+def test_many_frames_with_a_concurrent_legitimate_client(
+    live: LiveNode, request: pytest.FixtureRequest
+) -> None:
+    frames = request.config.getoption("--fuzz-frames") or CI_LONG_FRAMES
+    seed = int(os.environ.get("ASPEN_FUZZ_SEED", "1"))
+    stats, latencies, errors = fuzz_with_probe(live, frames, seed)
+    worst = max(latencies, default=0.0)
+    print(
+        f"fuzz: {frames} frames in {stats.seconds:.0f}s ({stats.preauth} pre-auth, {stats.invalid} invalid, "
+        f"{stats.resets} resets, by code {stats.by_code}); probe: {len(latencies)} reads, worst "
+        f"{worst * 1000:.0f} ms (call #{latencies.index(worst) if latencies else -1}), {len(errors)} errors; "
+        f"reconnects {live.reconnects}"
+    )
+    assert stats.sent >= frames
+    assert stats.preauth > 0
+    assert latencies, "the legitimate client made no call"
+    assert not errors, errors[:5]
+    assert worst <= MAX_STALL_S, f"legitimate client stalled {worst:.2f}s"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(3600)  # far beyond the suite's 300 s default: this one sends 100k frames
 def test_one_hundred_thousand_frames(live: LiveNode) -> None:
-    stats = fuzz_many(live, 100_000, seed=int(os.environ.get("ASPEN_FUZZ_SEED", "1")))
-    print(f"fuzz: {stats}")
+    stats, latencies, errors = fuzz_with_probe(
+        live, 100_000, seed=int(os.environ.get("ASPEN_FUZZ_SEED", "1"))
+    )
+    worst = max(latencies, default=0.0)
+    print(f"fuzz: {stats}; probe: {len(latencies)} reads, worst {worst * 1000:.0f} ms, {len(errors)} errors")
     assert stats.sent >= 100_000
+    assert not errors, errors[:5]
+    assert worst <= MAX_STALL_S
