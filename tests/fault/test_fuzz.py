@@ -56,7 +56,7 @@ T = TypeVar("T")
 
 CI_FRAMES = 2500
 #: Frames of the non-slow long run (with the concurrent client); `--fuzz-frames` overrides it.
-CI_LONG_FRAMES = 3000
+CI_LONG_FRAMES = 20_000
 
 
 class LiveNode:
