@@ -48,15 +48,18 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------------- rpc echo --
+BENCH_COOKIE = "floor-bench-cookie"
+
+
 def _rpc_server(q: Any, stop: Any) -> None:
-    from aspen.rpc import NodeIdentity, PeerInfo, RpcServer
+    from aspen.rpc import NodeIdentity, PeerInfo, RpcServer, proof_key
 
     async def echo(data: bytes, peer: PeerInfo) -> bytes:
         return data
 
     async def main() -> None:
         identity = NodeIdentity.generate()
-        server = RpcServer(identity, echo, HOST, 0)
+        server = RpcServer(identity, echo, HOST, 0, auth_key=proof_key(BENCH_COOKIE))
         await server.start()
         q.put((server.port, identity.endpoint_id))
         while not stop.is_set():
@@ -67,11 +70,13 @@ def _rpc_server(q: Any, stop: Any) -> None:
 
 
 async def _rpc_client(port: int, endpoint_id: str, requests: int, deadline: float) -> list[float]:
-    from aspen.rpc import RpcConnection
+    from aspen.rpc import RpcConnection, proof_key
 
     payload = b"x" * 100
     samples: list[float] = []
-    async with await RpcConnection.connect(HOST, port, endpoint_id, timeout=5.0) as conn:
+    async with await RpcConnection.connect(
+        HOST, port, endpoint_id, auth_key=proof_key(BENCH_COOKIE), timeout=5.0
+    ) as conn:
         for _ in range(50):  # warm-up
             await conn.request(payload, 5.0)
         while len(samples) < requests and time.monotonic() < deadline:
