@@ -12,17 +12,33 @@ absolute expiry the leader stored.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
+
+from aspen.api.limits import MAX_LEASE_TTL_SECONDS
 from aspen.api.wire import U64
 from aspen.api.wire import WireModel as _Model
+
+
+def _ttl_fits(ttl: int) -> int:
+    # Only what the node could not even receive is refused here (an int beyond 64 bits cannot be
+    # encoded); 0 and negative TTLs go through to get the node's precise error result.
+    if not -(2**63) <= ttl <= MAX_LEASE_TTL_SECONDS:
+        raise PydanticCustomError(
+            "lease_ttl",
+            "lease ttl must be between 1 and {high} seconds (got {got})",
+            {"high": MAX_LEASE_TTL_SECONDS, "got": ttl},
+        )
+    return ttl
 
 
 # --------------------------------------------------------------------------------------- requests --
 class LeaseGrant(_Model):
     type: Literal["LeaseGrant"] = "LeaseGrant"
     #: Signed so that 0 and negative values reach the node and get a precise error, not a schema one.
-    ttl_seconds: int
+    ttl_seconds: Annotated[int, AfterValidator(_ttl_fits)]
     #: 0 or None: the cluster chooses the id.
     lease_id: U64 | None = None
 

@@ -15,7 +15,8 @@ from pydantic import ConfigDict, Field, TypeAdapter
 from aspen.api.blob_messages import BlobRequest, BlobResponse
 from aspen.api.coordination import CoordinationRequest, CoordinationResponse
 from aspen.api.lease_messages import LeaseRequest, LeaseResponse
-from aspen.api.wire import U32, U64, NodeIdField
+from aspen.api.limits import MAX_BATCH_READ_KEYS, MAX_SCAN_LIMIT
+from aspen.api.wire import U64, NodeIdField, at_most, int_range
 from aspen.api.wire import WireModel as _Model
 
 
@@ -133,7 +134,9 @@ class CompareAndDeleteKey(_Model):
 class ScanKeys(_Model):
     type: Literal["ScanKeys"] = "ScanKeys"
     prefix: str = ""
-    limit: U32 | None = None
+    #: None: the node's default page size. 0 is refused rather than read as etcd's "no limit": a
+    #: page is always bounded here, and a page of 0 keys could carry no continuation token.
+    limit: Annotated[int, int_range(1, MAX_SCAN_LIMIT)] | None = None
     continuation_token: str | None = None
     stale: bool = False
     #: Also list keys under the reserved prefixes (`__coord:`, `_system:`, ...); read-only access.
@@ -142,7 +145,7 @@ class ScanKeys(_Model):
 
 class BatchRead(_Model):
     type: Literal["BatchRead"] = "BatchRead"
-    keys: list[str]
+    keys: Annotated[list[str], at_most(MAX_BATCH_READ_KEYS, "keys per batch read")]
     stale: bool = False
 
 

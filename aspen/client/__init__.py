@@ -17,7 +17,7 @@ from aspen.client.coord_service import ServiceRegistryError
 from aspen.client.coordination import CoordinationError
 from aspen.client.election import Election
 from aspen.client.leases import Lease
-from aspen.client.locks import LockNotAcquired
+from aspen.client.locks import LockNotAcquired, LockTimeout
 from aspen.client.sync import SyncAspenClient
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "KeyNotExists",
     "Lease",
     "LockNotAcquired",
+    "LockTimeout",
     "NotInitializedError",
     "NotLeaderError",
     "OutcomeUnknownError",

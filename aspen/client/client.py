@@ -29,6 +29,7 @@ from aspen.api.coordination import READ_REQUESTS as COORDINATION_READS
 from aspen.api.errors import (
     AspenError,
     ConnectionFailedError,
+    InvalidRequestError,
     NotInitializedError,
     NotLeaderError,
     OutcomeUnknownError,
@@ -75,6 +76,35 @@ _TRANSPORT_RETRY_S = 0.2
 _MAX_ATTEMPTS = 24
 
 
+def _not_utf8(value: object, path: str) -> str | None:
+    """The path of the first string in `value` that has no UTF-8 form (a lone surrogate, as
+    Python makes of undecodable command-line bytes), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "a string"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        found = _not_utf8(item, f"{path}[{name}]" if isinstance(name, int) else f"{path}.{name}".lstrip("."))
+        if found is not None:
+            return found
+    return None
+
+
+def _encode(request: m.Request, rid: str | None) -> bytes:
+    """The request's frame; what pydantic accepts but msgpack cannot encode (a str without UTF-8,
+    an int beyond 64 bits) is refused here, before anything is sent, as `InvalidRequestError`."""
+    try:
+        return encode_request(request, rid=rid)
+    except UnicodeEncodeError:
+        where = _not_utf8(request.model_dump(), "")
+        raise InvalidRequestError(f"{where} is not valid UTF-8") from None
+    except (OverflowError, ValueError, TypeError) as err:
+        raise InvalidRequestError(f"invalid {request.type}: cannot encode ({err})") from None
+
+
 def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     if isinstance(ticket, ClusterTicket):
         return ticket
@@ -119,7 +149,7 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         """Send one request, following the rotation rules above; returns a non-error response."""
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
-        frame = encode_request(request, rid=self.request_id)
+        frame = _encode(request, self.request_id)
         idempotent = request.type in IDEMPOTENT
         last: AspenError | None = None
         not_init_tries = 0

@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api import locks as w
-from aspen.api.errors import OutcomeUnknownError
+from aspen.api.errors import ErrorCode, OutcomeUnknownError
 from aspen.client.coord_wait import call_waiting
 from aspen.client.coordination import CoordinationError
 
@@ -44,7 +44,20 @@ DEFAULT_TTL_MS = 30_000
 
 
 class LockNotAcquired(CoordinationError):
-    """A lock (or rwlock, or lock set) could not be acquired in time."""
+    """A lock (or rwlock, or lock set) could not be acquired."""
+
+
+class LockTimeout(LockNotAcquired):
+    """The wait for a lock ran out: code TIMEOUT, like every other timeout. Unlike
+    `OutcomeUnknownError` the outcome is known: the lock was not taken."""
+
+    code = ErrorCode.TIMEOUT
+
+
+def _not_acquired(result: Any, default: str) -> LockNotAcquired:
+    """The error for a failed acquisition: `LockTimeout` when the node's wait ran out."""
+    error: str | None = getattr(result, "error", None)
+    return (LockTimeout if _waited_out(result) else LockNotAcquired)(error or default)
 
 
 def new_holder_id() -> str:
@@ -289,7 +302,7 @@ class Lock:
 
     def _took(self, res: w.LockResult) -> int:
         if not res.is_success or res.fencing_token is None:
-            raise LockNotAcquired(res.error or "lock not acquired")
+            raise _not_acquired(res, "lock not acquired")
         self.token, self.deadline_ms = res.fencing_token, res.deadline_ms
         self._last_token = max(self._last_token, res.fencing_token)
         return res.fencing_token
@@ -355,7 +368,7 @@ class LockSet:
 
     def _took(self, res: w.LockSetResult) -> list[int]:
         if not res.is_success or res.fencing_tokens is None:
-            raise LockNotAcquired(res.error or "lock set not acquired")
+            raise _not_acquired(res, "lock set not acquired")
         self.tokens = list(res.fencing_tokens)
         return self.tokens
 
@@ -407,7 +420,7 @@ class RwLock:
     async def read(self, timeout_ms: int = DEFAULT_WAIT_MS) -> AsyncIterator[None]:
         res = await self._client.rwlock_read(self.name, self.holder_id, self.ttl_ms, timeout_ms)
         if not res.is_success:
-            raise LockNotAcquired(res.error or "read lock not acquired")
+            raise _not_acquired(res, "read lock not acquired")
         try:
             yield
         finally:
@@ -419,7 +432,7 @@ class RwLock:
         `downgrade`)."""
         res = await self._client.rwlock_write(self.name, self.holder_id, self.ttl_ms, timeout_ms)
         if not res.is_success or res.fencing_token is None:
-            raise LockNotAcquired(res.error or "write lock not acquired")
+            raise _not_acquired(res, "write lock not acquired")
         self._token = res.fencing_token
         try:
             yield res.fencing_token
@@ -480,6 +493,7 @@ __all__ = [
     "LockMixin",
     "LockNotAcquired",
     "LockSet",
+    "LockTimeout",
     "RateLimiter",
     "RwLock",
     "check_rate",
