@@ -135,7 +135,13 @@ def _cut(text: str) -> str:
 
 @command(kv_group, "scan")
 @click.argument("prefix", default="")
-@click.option("--limit", type=click.IntRange(min=0, max=10_000), default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1, max=10_000),
+    default=100,
+    show_default=True,
+    help="Keys per page (1..10000; etcd's 0 = unlimited is refused: pages are always bounded).",
+)
 @click.option("--token", help="Continuation token from a previous page.")
 @click.option("--stale", is_flag=True, help="Read this node's local state (fast, possibly stale).")
 @click.option(

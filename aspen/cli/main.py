@@ -1,6 +1,10 @@
 """`aspen-cli`: the shell client. Exit codes, in one table: 0 ok; 1 failure (an error from the
 cluster, a domain failure, bad local input such as a malformed ticket); 2 usage error.
 
+Input the shell passes but no request can carry (a key that is not valid UTF-8, an integer
+beyond 64 bits) is refused by the client before anything is sent, as an INVALID_REQUEST error:
+exit 1, one line. No exception reaches the user as a traceback.
+
 Every option can come from the environment: the global ones from ASPEN_TICKET, ASPEN_JSON,
 ASPEN_TIMEOUT, ASPEN_VERBOSE, ASPEN_QUIET; a command's own from ASPEN_<GROUP>_<COMMAND>_<OPTION>
 (click's `auto_envvar_prefix`), e.g. ASPEN_KV_SCAN_LIMIT."""
@@ -102,4 +106,13 @@ def main(argv: list[str] | None = None) -> None:
     except TicketError as err:
         click.echo(f"Error: invalid ticket: {err}", err=True)
         sys.exit(EXIT_FAILURE)
+    except Exception as err:
+        # Last resort: a user never sees a traceback, only the message, on one line (a bug is
+        # still a bug; -v does not change this, the message is what is worth reporting).
+        click.echo(f"Error: {_one_line(f'{type(err).__name__}: {err}')}", err=True)
+        sys.exit(EXIT_FAILURE)
     sys.exit(EXIT_OK)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -52,7 +52,8 @@ class LeaseMethods:
         )
 
     async def lease_revoke(self, lease_id: int) -> lm.LeaseRevokeResult:
-        """Revoke a lease, deleting every key attached to it (an unknown lease revokes 0 keys)."""
+        """Revoke a lease, deleting every key attached to it; an unknown lease is a failure result
+        (`is_success=False`, "lease not found"), as for keepalive."""
         return await self._call(lm.LeaseRevoke(lease_id=lease_id), lm.LeaseRevokeResult)
 
     async def lease_keepalive(self, lease_id: int) -> lm.LeaseKeepaliveResult:

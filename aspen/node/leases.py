@@ -26,6 +26,7 @@ import structlog
 from aspen import kv
 from aspen.api import lease_messages as lm
 from aspen.api import messages as m
+from aspen.kv.lease_commands import ERR_LEASE_NOT_FOUND
 from aspen.node.clock import now_ms
 from aspen.raft.core.types import StateRole
 from aspen.raft.errors import RaftError
@@ -81,6 +82,13 @@ class LeaseService:
         error = kv.validate(cmd)
         if error is not None:
             return lm.LeaseRevokeResult(is_success=False, error=error)
+        if self._kv.lease(req.lease_id) is None:
+            # Said here, not by the state machine (which revokes an unknown id as a no-op): like
+            # keepalive and ttl, revoking a lease that is not there is a failure the caller sees.
+            # Checked against the leader's applied state; a revoke racing another revoke of the
+            # same lease can still both succeed, the second deleting 0 keys. An expired lease not
+            # yet swept is still there, and revoking it deletes its keys at once.
+            return lm.LeaseRevokeResult(is_success=False, error=ERR_LEASE_NOT_FOUND)
         res: kv.LeaseRevokeResult = await self._propose(cmd, 16)
         return lm.LeaseRevokeResult(is_success=res.is_success, keys_deleted=res.keys_deleted, error=res.error)
 

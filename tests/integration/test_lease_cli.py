@@ -129,8 +129,15 @@ def test_every_lease_command_through_followers_and_leader(cluster: list[NodeProc
         wait_for(lambda node=node: stale_keys_via_client(node, "lease-cli/") == ["lease-cli/k2"], timeout=30)
         assert keys_on(node, "lease-cli/", stale=False) == ["lease-cli/k2"]
     assert cli(t, "lease", "revoke", str(auto_id)).stdout.strip() == "Lease revoked. 0 key(s) deleted."
+    # Like keepalive and ttl, a lease that is not there is a failure (issue 19; it was exit 0).
     unknown_revoke = cli(t, "--json", "lease", "revoke", "123456789")
-    assert unknown_revoke.code == 0 and unknown_revoke.json()["keys_deleted"] == 0
+    assert unknown_revoke.code == 1 and unknown_revoke.json() == {
+        "is_success": False,
+        "keys_deleted": None,
+        "error": "lease not found",
+    }
+    human_unknown = cli(t, "lease", "revoke", "123456789")
+    assert human_unknown.code == 1 and human_unknown.stdout.strip() == "Lease revoke failed: lease not found"
     assert cli(t, "--json", "lease", "ttl", "7000").code == 1
     assert cli(t, "lease", "list").stdout.strip() == "No active leases" or all(
         e["lease_id"] not in (7000, auto_id) for e in cli(t, "--json", "lease", "list").json()["leases"]
