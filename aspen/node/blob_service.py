@@ -208,7 +208,7 @@ class BlobService:
         if self.store is None:
             return
         self.transport.register_channel(BLOB_PEER_CHANNEL, self._serve_peer)
-        self.transport.register_channel(BLOB_CLIENT_CHANNEL, self._serve_client, members_only=False)
+        self.transport.register_open_channel(BLOB_CLIENT_CHANNEL, self._authenticate_client)
         self._loops.append(asyncio.create_task(self._gc_loop(), name="blob-gc"))
         self._loops.append(asyncio.create_task(self._repair_loop(), name="blob-repair"))
 
@@ -773,8 +773,23 @@ class BlobService:
     ) -> None:
         await self._serve(self._peer_session(reader, writer), reader, writer, f"node {node_id}")
 
-    async def _serve_client(self, _: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._serve(self._client_session(reader, writer), reader, writer, "client")
+    async def _authenticate_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> Callable[[], Awaitable[None]] | None:
+        """The client channel's credential check, run by the listener under its pre-auth deadline:
+        the one-time token (so a caller that sends nothing holds a pending slot, not a session)."""
+        token = await reader.readexactly(TOKEN_SIZE)
+        spec = self._tokens.pop(token, None)
+        if spec is None or spec.expires < time.monotonic():
+            refusal = {"ok": False, "error": "unknown or expired transfer token"}
+            payload = msgpack.packb(refusal, use_bin_type=True)
+            writer.write(_LEN.pack(len(payload)) + payload)  # the listener flushes it, then closes
+            return None
+
+        async def session() -> None:
+            await self._serve(self._client_session(reader, writer, spec), reader, writer, "client")
+
+        return session
 
     async def _serve(
         self,
@@ -811,14 +826,11 @@ class BlobService:
         else:
             await _write_frame(writer, {"ok": False, "error": f"unknown op {op!r}"}, idle)
 
-    async def _client_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _client_session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, spec: _Token
+    ) -> None:
         idle = self.config.transfer_idle_s
-        async with asyncio.timeout(idle):
-            token = await reader.readexactly(TOKEN_SIZE)
-        spec = self._tokens.pop(token, None)
-        if spec is None or spec.expires < time.monotonic():
-            await _write_frame(writer, {"ok": False, "error": "unknown or expired transfer token"}, idle)
-        elif spec.upload:
+        if spec.upload:
             await self._receive_upload(reader, writer, spec)
         else:
             assert spec.digest is not None

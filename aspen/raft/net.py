@@ -35,6 +35,14 @@ Invariants:
   connection the queue is dropped, `on_unreachable(peer)` is called once for that failure, and
   messages sent during the following backoff (50 ms doubling to 2 s, jittered, reset by a successful
   connect) are dropped: they would be stale by the time they could be sent.
+* Nothing unauthenticated can starve the listener. From `accept` until it has authenticated (the
+  member signature, or an open channel's own credential check) a connection is *pending*: the whole
+  pre-auth phase -- TLS handshake, kind byte, auth message -- has one deadline (`auth_timeout`,
+  5 s), at most `max_pending` connections are pending at once and at most `max_pending_per_source`
+  from one source address. A source over its limit is refused at accept; when the pending set is
+  full the oldest pending connection of the source holding the most is evicted, so a member or a
+  client with a transfer token still gets in, within milliseconds, during a flood. Authenticated
+  connections never count. So the file descriptors a flood can hold are bounded by `max_pending`.
 * Every wait is bounded: connect (`connect_timeout`), handshake (5 s), each write of up to 1 MiB
   (5 s without progress means the peer is stuck: the connection is dropped and re-established so it
   cannot pin memory forever), and `close()`.
@@ -44,6 +52,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import random
@@ -94,8 +103,20 @@ CLOSE_TIMEOUT = 2.0
 #: 128 KiB, small enough to bound what one connection buffers ahead of its reader.
 STREAM_LIMIT = 1024 * 1024
 REFUSAL_LOG_INTERVAL = 10.0
-#: Connections still in their handshake; more are refused at once (a cheap flood bound).
+#: Default deadline of a connection's whole pre-auth phase (TLS handshake, kind byte, auth message).
+AUTH_TIMEOUT = 5.0
+#: Default bound on connections that have not authenticated yet (each holds a file descriptor).
 MAX_PENDING_HANDSHAKES = 256
+#: Default bound on pending connections from one source address. A member dials one Raft channel
+#: and a few blob channels, a client one channel per transfer: each is pending for milliseconds.
+MAX_PENDING_PER_SOURCE = 32
+#: Kernel queue of connections not yet accepted (capped by net.core.somaxconn): a flood overflows
+#: it less often, and what waits there holds no descriptor of ours.
+ACCEPT_BACKLOG = 1024
+#: After accept() fails for lack of descriptors or memory, wait this long before accepting again
+#: (what frees them -- deadlines, evictions -- runs meanwhile); asyncio's own servers do the same.
+ACCEPT_RETRY_DELAY = 0.1
+_ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 _ACCEPTED = b"\x01"
 _LEN = struct.Struct(">I")
@@ -108,6 +129,12 @@ _LOCAL_TYPES = frozenset(
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 ChannelHandler = Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+#: The session an open channel serves once its caller is authenticated.
+Session = Callable[[], Awaitable[None]]
+#: An open channel's authentication step: runs right after the kind byte, under the pre-auth
+#: deadline and while the connection is pending; reads the caller's credential and returns the
+#: session to serve, or None to refuse (after writing whatever answer a refused caller gets).
+OpenChannelAuth = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Session | None]]
 
 
 class _HandshakeError(Exception):
@@ -146,9 +173,10 @@ class _Peer:
 
 @dataclass(eq=False)
 class _Inbound:
-    task: asyncio.Task[Any]
-    writer: asyncio.StreamWriter
-    node_id: NodeId | None = None  # set once authenticated
+    source: str
+    task: asyncio.Task[Any] | None = None
+    writer: asyncio.StreamWriter | None = None  # set once the TLS handshake is done
+    node_id: NodeId | None = None  # set once authenticated (0 on an open channel)
 
 
 def _tune_socket(writer: asyncio.StreamWriter) -> None:
@@ -194,6 +222,57 @@ def _auth_message(
     )
 
 
+def _check_kind(kind: int) -> None:
+    if not 1 < kind < 256:
+        raise ValueError(f"channel kind must be in 2..255, got {kind}")
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for (host, port), one per address family, as
+    `asyncio.start_server` makes them ("" or None: every interface). With port 0 the port the
+    first socket got is used for the others too, so the node has one port number."""
+    infos = socket.getaddrinfo(
+        host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    seen: set[tuple[int, Any]] = set()
+    socks: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            sock = socket.socket(family, type_, proto)
+            socks.append(sock)
+            # A restarted node binds its port again while old connections are in TIME_WAIT.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # The IPv4 socket (if any) serves IPv4: without this both would claim the port.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(socks) > 1:
+                addr = (addr[0], socks[0].getsockname()[1], *addr[2:])
+            sock.bind(addr)
+            sock.listen(ACCEPT_BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    if not socks:
+        raise OSError(f"no address to listen on for {host!r}")
+    return socks
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Flush what was written (drain with no high-water mark waits for an empty buffer), then wait
+    for the peer, which has read all it expects, to close its side; the caller bounds the time."""
+    writer.transport.set_write_buffer_limits(high=0)
+    await writer.drain()
+    try:
+        await reader.read(1)
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+
+
 def _make_contexts(identity: NodeIdentity) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -234,9 +313,14 @@ class TcpTransport:
         connect_timeout: float = 2.0,
         cluster_secret: bytes = b"",
         admit_unknown: Callable[[int], bool] | None = None,
+        auth_timeout: float = AUTH_TIMEOUT,
+        max_pending: int = MAX_PENDING_HANDSHAKES,
+        max_pending_per_source: int = MAX_PENDING_PER_SOURCE,
     ) -> None:
         if not 0 < node_id <= _U64_MAX:
             raise ValueError(f"invalid node id {node_id}")
+        if not auth_timeout > 0 or max_pending < 1 or max_pending_per_source < 1:
+            raise ValueError("auth_timeout, max_pending and max_pending_per_source must be positive")
         self.node_id = node_id
         self._identity = identity
         self._key = identity.public_key_bytes
@@ -252,10 +336,16 @@ class TcpTransport:
         self._server_ctx, self._client_ctx = _make_contexts(identity)
         self._peers: dict[NodeId, _Peer] = {}
         self._channels: dict[int, ChannelHandler] = {}
-        self._open_channels: set[int] = set()
-        self._server: asyncio.Server | None = None
+        self._open_channels: dict[int, OpenChannelAuth] = {}
+        self._auth_timeout = auth_timeout
+        self._max_pending = max_pending
+        self._max_pending_per_source = max_pending_per_source
+        self._listeners: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []
         self._inbound: set[_Inbound] = set()
-        self._pending_handshakes = 0
+        #: Connections not yet authenticated, oldest first (a dict keeps insertion order).
+        self._pending: dict[_Inbound, None] = {}
+        self._pending_by_source: dict[str, int] = {}
         self._started = False
         self._closing = False
         self._bound: tuple[str, int] | None = None
@@ -265,24 +355,28 @@ class TcpTransport:
         self._refused_handshakes = 0
         self._bad_frames = 0
         self._foreign_messages = 0
+        self._refused_source_limit = 0
+        self._evicted_pending = 0
+        self._accept_errors = 0
         self._last_refusal_log = float("-inf")
+        self._last_flood_log = float("-inf")
 
     # ------------------------------------------------------------------------------ lifecycle --
     async def start(self) -> tuple[str, int]:
         """Listen on (host, port); returns the bound address (port 0 picks a free port)."""
         if self._closing:
             raise RuntimeError("transport is closed")
-        self._server = await asyncio.start_server(
-            self._on_accept,
-            self._host,
-            self._port,
-            ssl=self._server_ctx,
-            ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-            limit=STREAM_LIMIT,
-            reuse_address=True,
-        )
-        sockname = self._server.sockets[0].getsockname()
+        loop = asyncio.get_running_loop()
+        # Our own accept loop rather than asyncio's TLS server: asyncio calls back only once the
+        # TLS handshake is done, so connections still in it (each holding a descriptor) could be
+        # neither counted nor evicted. Here a connection is pending from accept() on.
+        self._listeners = _listen(self._host, self._port)
+        sockname = self._listeners[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))
+        for lsock in self._listeners:
+            self._accept_tasks.append(
+                loop.create_task(self._accept_loop(lsock), name=f"raft-net-{self.node_id}-accept")
+            )
         self._started = True
         for peer in self._peers.values():
             self._spawn(peer)
@@ -297,9 +391,13 @@ class TcpTransport:
         if self._closing:
             return
         self._closing = True
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        for accepting in self._accept_tasks:
+            accepting.cancel()
+        if self._accept_tasks:
+            await asyncio.wait(self._accept_tasks, timeout=CLOSE_TIMEOUT)
+        for lsock in self._listeners:
+            lsock.close()
+        self._accept_tasks, self._listeners = [], []
         tasks: list[asyncio.Task[Any]] = []
         for peer in self._peers.values():
             peer.queue.clear()
@@ -307,16 +405,15 @@ class TcpTransport:
                 peer.task.cancel()
                 tasks.append(peer.task)
         for conn in list(self._inbound):
-            conn.task.cancel()
-            _abort(conn.writer)
-            tasks.append(conn.task)
+            if conn.task is not None:
+                conn.task.cancel()
+                tasks.append(conn.task)
+            if conn.writer is not None:
+                _abort(conn.writer)
         if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
-        if server is not None:
-            try:
-                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
-            except TimeoutError:
-                log.warning("raft listener did not close in time", extra={"node": self.node_id})
+            _, not_done = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
+            if not_done:
+                log.warning("raft connections did not close in time", extra={"node": self.node_id})
 
     # -------------------------------------------------------------------------------- members --
     def set_peer(self, node_id: int, endpoint_id: str, addrs: Sequence[tuple[str, int]]) -> None:
@@ -353,7 +450,7 @@ class TcpTransport:
             peer.task.cancel()
             peer.task = None
         for conn in list(self._inbound):
-            if conn.node_id == peer.node_id:
+            if conn.node_id == peer.node_id and conn.task is not None:
                 conn.task.cancel()
 
     def _spawn(self, peer: _Peer) -> None:
@@ -597,31 +694,32 @@ class TcpTransport:
         self,
         kind: int,
         handler: Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-        *,
-        members_only: bool = True,
     ) -> None:
-        """Serve channel `kind` (2..255) on this listener. `handler(node_id, reader, writer)` runs
-        after the peer is authenticated; the connection is closed when it returns.
-
-        With `members_only=False` (clients, which have no node key) the member handshake is skipped:
-        the handler runs right after the kind byte with node id 0 and must authenticate the caller
-        itself (e.g. with a one-time token issued over the cookie-authenticated RPC) under a deadline.
-        The caller has still pinned this node's key, and still receives (and ignores) the nonce."""
-        if not 1 < kind < 256:
-            raise ValueError(f"channel kind must be in 2..255, got {kind}")
+        """Serve channel `kind` (2..255) to members. `handler(node_id, reader, writer)` runs after
+        the peer is authenticated; the connection is closed when it returns."""
+        _check_kind(kind)
+        self._open_channels.pop(kind, None)
         self._channels[kind] = handler
-        if members_only:
-            self._open_channels.discard(kind)
-        else:
-            self._open_channels.add(kind)
+
+    def register_open_channel(self, kind: int, authenticate: OpenChannelAuth) -> None:
+        """Serve channel `kind` (2..255) to callers that have no node key (clients).
+
+        The member handshake is skipped: right after the kind byte `authenticate(reader, writer)`
+        checks the caller's own credential (e.g. a one-time token issued over the cookie-authenticated
+        RPC) and returns the session to run, or None to refuse. It runs under the pre-auth deadline
+        and the connection stays pending until it returns, exactly like a member's handshake, so a
+        caller that sends the kind byte and nothing else is dropped within seconds. The caller has
+        still pinned this node's key, and still receives (and ignores) the nonce."""
+        _check_kind(kind)
+        self._channels.pop(kind, None)
+        self._open_channels[kind] = authenticate
 
     async def open_channel(
         self, node_id: int, kind: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Open an authenticated channel of `kind` to member `node_id`; the caller owns the streams.
         Raises `ConnectionError` (or `TimeoutError`) when it cannot be established."""
-        if not 1 < kind < 256:
-            raise ValueError(f"channel kind must be in 2..255, got {kind}")
+        _check_kind(kind)
         peer = self._peers.get(node_id)
         if peer is None:
             raise ConnectionError(f"node {node_id} is not a known member")
@@ -630,95 +728,199 @@ class TcpTransport:
         return await self._dial(peer.node_id, peer.endpoint_id, peer.addrs, kind)
 
     # ------------------------------------------------------------------------------ accepting --
-    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if self._closing or task is None or self._pending_handshakes >= MAX_PENDING_HANDSHAKES:
-            _abort(writer)
-            return
-        conn = _Inbound(task=task, writer=writer)
-        self._inbound.add(conn)
-        try:
-            self._pending_handshakes += 1
+    async def _accept_loop(self, lsock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        # Bounded by cancellation: close() cancels this task.
+        while not self._closing:
             try:
-                node_id, kind = await self._authenticate(reader, writer)
+                sock, addr = await loop.sock_accept(lsock)
+            except OSError as exc:
+                self._accept_errors += 1
+                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:
+                    self._log_flood("raft listener out of resources; accepting again shortly", exc)
+                    await asyncio.sleep(ACCEPT_RETRY_DELAY)
+                # Other errors (ECONNABORTED: the peer gave up while queued) concern one connection.
+                continue
+            self._admit(sock, addr)
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        """Take a freshly accepted connection into the pending set, or refuse it at once."""
+        source = str(addr[0]) if isinstance(addr, tuple) and addr else "?"
+        if self._closing:
+            sock.close()
+            return
+        if self._pending_by_source.get(source, 0) >= self._max_pending_per_source:
+            self._refused_source_limit += 1
+            self._log_flood("refused raft connection: too many pending from its source", source)
+            sock.close()
+            return
+        if len(self._pending) >= self._max_pending:
+            self._evict_pending()
+        sock.setblocking(False)
+        conn = _Inbound(source=source)
+        self._inbound.add(conn)
+        self._pending[conn] = None
+        self._pending_by_source[source] = self._pending_by_source.get(source, 0) + 1
+        conn.task = asyncio.get_running_loop().create_task(
+            self._serve_inbound(conn, sock), name=f"raft-net-{self.node_id}-inbound"
+        )
+
+    def _evict_pending(self) -> None:
+        """Make room for a new connection: drop the oldest pending connection of the source that
+        holds the most. A member or client that needs one slot for a few milliseconds is thereby
+        never the victim while any flooding source holds more than it does."""
+        most = max(self._pending_by_source.values())
+        victim = next(c for c in self._pending if self._pending_by_source[c.source] == most)
+        self._unpend(victim)
+        self._evicted_pending += 1
+        self._log_flood("evicted the oldest pending raft connection: too many pending", victim.source)
+        if victim.task is not None:
+            victim.task.cancel()
+        if victim.writer is not None:
+            _abort(victim.writer)
+
+    def _unpend(self, conn: _Inbound) -> None:
+        if self._pending.pop(conn, 0) is None:  # it was pending: release its source's slot
+            left = self._pending_by_source[conn.source] - 1
+            if left:
+                self._pending_by_source[conn.source] = left
+            else:
+                del self._pending_by_source[conn.source]
+
+    def _log_flood(self, what: str, detail: object) -> None:
+        # A flood refuses thousands of connections a second: warn at most every
+        # REFUSAL_LOG_INTERVAL seconds, with the totals, and keep the rest at debug level.
+        now = asyncio.get_running_loop().time()
+        level = logging.DEBUG
+        if now - self._last_flood_log >= REFUSAL_LOG_INTERVAL:
+            self._last_flood_log = now
+            level = logging.WARNING
+        log.log(
+            level,
+            what,
+            extra={
+                "node": self.node_id,
+                "detail": repr(detail),
+                "pending": len(self._pending),
+                "refused_source_limit_total": self._refused_source_limit,
+                "evicted_total": self._evicted_pending,
+            },
+        )
+
+    async def _serve_inbound(self, conn: _Inbound, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        handed_over = False
+        writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                # One deadline for the whole pre-auth phase: a connection that never completes TLS,
+                # never sends its kind byte or never its credential costs one slot for this long.
+                async with asyncio.timeout(self._auth_timeout):
+                    reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+                    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+                    handed_over = True  # from here the loop's transport owns (and closes) the socket
+                    transport, _ = await loop.connect_accepted_socket(
+                        lambda: protocol, sock, ssl=self._server_ctx, ssl_handshake_timeout=self._auth_timeout
+                    )
+                    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+                    conn.writer = writer
+                    node_id, kind, session = await self._authenticate(reader, writer)
             except (_HandshakeError, OSError, EOFError, TimeoutError, ValueError) as exc:
-                self._refused_handshakes += 1
-                # A misconfigured or removed member retries every couple of seconds forever: warn
-                # at most every REFUSAL_LOG_INTERVAL seconds, keep the rest at debug level.
-                now = asyncio.get_running_loop().time()
-                level = logging.DEBUG
-                if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
-                    self._last_refusal_log = now
-                    level = logging.WARNING
-                log.log(
-                    level,
-                    "refused raft connection",
-                    extra={
-                        "node": self.node_id,
-                        "peer_addr": writer.get_extra_info("peername"),
-                        "error": repr(exc),
-                        "refused_total": self._refused_handshakes,
-                    },
-                )
+                self._refused(conn, exc)
                 return
             finally:
-                self._pending_handshakes -= 1
+                self._unpend(conn)
             conn.node_id = node_id
-            if kind == RAFT_CHANNEL:
+            if session is not None:
+                await session()
+            elif kind == RAFT_CHANNEL:
                 await self._read_raft(node_id, reader)
             else:
                 await self._channels[kind](node_id, reader, writer)
         except asyncio.CancelledError:
-            pass  # close() or the peer's removal; the connection is torn down below
+            pass  # close(), an eviction or the peer's removal; the connection is torn down below
         except Exception:
             log.exception("raft connection handler failed", extra={"node": self.node_id})
         finally:
             self._inbound.discard(conn)
-            _abort(writer)
+            self._unpend(conn)
+            if writer is not None:
+                _abort(writer)
+            elif not handed_over:
+                sock.close()  # cancelled before the loop took the socket over
+
+    def _refused(self, conn: _Inbound, exc: BaseException) -> None:
+        self._refused_handshakes += 1
+        # A misconfigured or removed member retries every couple of seconds forever: warn at most
+        # every REFUSAL_LOG_INTERVAL seconds, keep the rest at debug level.
+        now = asyncio.get_running_loop().time()
+        level = logging.DEBUG
+        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
+            self._last_refusal_log = now
+            level = logging.WARNING
+        log.log(
+            level,
+            "refused raft connection",
+            extra={
+                "node": self.node_id,
+                "peer_addr": conn.source,
+                "error": repr(exc),
+                "refused_total": self._refused_handshakes,
+            },
+        )
 
     async def _authenticate(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> tuple[int, int]:
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            _tune_socket(writer)
-            nonce = os.urandom(NONCE_SIZE)
-            writer.write(nonce)
-            kind = (await reader.readexactly(1))[0]
-            if kind != RAFT_CHANNEL and kind not in self._channels:
-                raise _HandshakeError(f"unknown channel kind {kind}")
-            if kind in self._open_channels:
-                return 0, kind
-            (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
-            if length > MAX_HANDSHAKE_FRAME or length != _AUTH.size:
-                raise _HandshakeError(f"bad auth frame length {length}")
-            node_id, client_key, signature, listen_port = _AUTH.unpack(await reader.readexactly(length))
-            peer = self._peers.get(node_id)
-            # Membership first: only a key registered for exactly this node id may authenticate. A
-            # node that has not joined a cluster yet knows no members; `admit_unknown` lets it accept
-            # the nodes that prove the cluster cookie (through the signature), so it can be added.
-            admitted = False
-            if peer is None:
-                if self._admit_unknown is None or not self._admit_unknown(node_id):
-                    raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
-                admitted = True
-            elif peer.endpoint_id != client_key.hex():
+    ) -> tuple[int, int, Session | None]:
+        """The member handshake (or an open channel's own check); the caller bounds it in time.
+        Returns (node id, kind, the session of an open channel -- None on a member channel, and
+        for an open channel that refused the caller)."""
+        _tune_socket(writer)
+        nonce = os.urandom(NONCE_SIZE)
+        writer.write(nonce)
+        kind = (await reader.readexactly(1))[0]
+        open_auth = self._open_channels.get(kind)
+        if open_auth is not None:
+            session = await open_auth(reader, writer)
+            if session is None:
+                # The channel refused the caller and wrote its answer: deliver it, and let the
+                # caller read it before the connection goes (still under the pre-auth deadline).
+                await _linger(reader, writer)
+                raise _HandshakeError(f"channel {kind} refused the caller's credential")
+            return 0, kind, session
+        if kind != RAFT_CHANNEL and kind not in self._channels:
+            raise _HandshakeError(f"unknown channel kind {kind}")
+        (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+        if length > MAX_HANDSHAKE_FRAME or length != _AUTH.size:
+            raise _HandshakeError(f"bad auth frame length {length}")
+        node_id, client_key, signature, listen_port = _AUTH.unpack(await reader.readexactly(length))
+        peer = self._peers.get(node_id)
+        # Membership first: only a key registered for exactly this node id may authenticate. A
+        # node that has not joined a cluster yet knows no members; `admit_unknown` lets it accept
+        # the nodes that prove the cluster cookie (through the signature), so it can be added.
+        admitted = False
+        if peer is None:
+            if self._admit_unknown is None or not self._admit_unknown(node_id):
                 raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
-            try:
-                ed25519.Ed25519PublicKey.from_public_bytes(client_key).verify(
-                    signature, _auth_message(nonce, self._key, client_key, kind, self._secret, listen_port)
-                )
-            except InvalidSignature as exc:
-                raise _HandshakeError(f"bad signature from node {node_id}") from exc
-            if admitted and listen_port:
-                # A node that has not joined yet must be able to answer the leader that is adding it,
-                # before the replicated membership tells it the leader's address: dial back the
-                # (authenticated) source host on the port it advertised.
-                source = writer.get_extra_info("peername")
-                if source:
-                    self.set_peer(node_id, client_key.hex(), [(str(source[0]), listen_port)])
-            writer.write(_ACCEPTED)
-            await writer.drain()
-        return node_id, kind
+            admitted = True
+        elif peer.endpoint_id != client_key.hex():
+            raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
+        try:
+            ed25519.Ed25519PublicKey.from_public_bytes(client_key).verify(
+                signature, _auth_message(nonce, self._key, client_key, kind, self._secret, listen_port)
+            )
+        except InvalidSignature as exc:
+            raise _HandshakeError(f"bad signature from node {node_id}") from exc
+        if admitted and listen_port:
+            # A node that has not joined yet must be able to answer the leader that is adding it,
+            # before the replicated membership tells it the leader's address: dial back the
+            # (authenticated) source host on the port it advertised.
+            source = writer.get_extra_info("peername")
+            if source:
+                self.set_peer(node_id, client_key.hex(), [(str(source[0]), listen_port)])
+        writer.write(_ACCEPTED)
+        await writer.drain()
+        return node_id, kind, None
 
     async def _read_raft(self, node_id: NodeId, reader: asyncio.StreamReader) -> None:
         readexactly = reader.readexactly
@@ -770,6 +972,10 @@ class TcpTransport:
             "refused_handshakes": self._refused_handshakes,
             "bad_frames": self._bad_frames,
             "foreign_messages": self._foreign_messages,
+            "pending_connections": len(self._pending),
+            "refused_source_limit": self._refused_source_limit,
+            "evicted_pending": self._evicted_pending,
+            "accept_errors": self._accept_errors,
             "peers": {
                 p.node_id: {
                     "connected": p.connected,
