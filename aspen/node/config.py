@@ -28,6 +28,10 @@ class NodeConfig:
     snapshot_entries: int = 10_000
     snapshot_keep_entries: int = 1_000
     dev: bool = False
+    #: The peer/bulk listener's pre-auth deadline and pending-connection bounds (`aspen.raft.net`).
+    peer_auth_timeout_s: float = 5.0
+    peer_max_pending: int = 256
+    peer_max_pending_per_source: int = 32
 
     def validate(self) -> None:
         if self.node_id <= 0:
@@ -48,6 +52,10 @@ class NodeConfig:
             raise ConfigError("election-timeout-max-ms must exceed election-timeout-min-ms")
         if self.heartbeat_interval_ms <= 0 or self.heartbeat_interval_ms >= self.election_timeout_min_ms:
             raise ConfigError("heartbeat interval must be positive and below the election timeout")
+        if not 0 < self.peer_auth_timeout_s <= 300:
+            raise ConfigError("peer-auth-timeout-s must be in (0, 300]")
+        if self.peer_max_pending < 1 or self.peer_max_pending_per_source < 1:
+            raise ConfigError("peer-max-pending and peer-max-pending-per-source must be positive")
 
     @property
     def election_tick(self) -> int:

@@ -1,8 +1,14 @@
 """`aspen-node`: start a node, serve until SIGTERM/SIGINT, stop gracefully (DESIGN §5).
 
-Startup order: validate config → identity → open WAL and start Raft → bind the QUIC endpoint →
-write `cluster-ticket.txt` and log the two contract lines. `--dev` additionally initialises a
-one-node cluster on first start, so a newcomer has a usable store after one command.
+Startup order: umask 077, open-file limit raised → validate config → data dir made private (0700,
+looser modes left by older versions fixed) → identity → open WAL and start Raft → bind the QUIC
+endpoint → write `cluster-ticket.txt` and log the two contract lines. `--dev` additionally
+initialises a one-node cluster on first start, so a newcomer has a usable store after one command.
+
+Every file the node writes is 0600 and every directory 0700 whatever the caller's umask: the data
+dir holds every value in the clear (WAL, snapshots, blobs), the node key and the cookie-bearing
+ticket. Files are created with explicit modes; the umask is a second line for any file a library
+creates on its own.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import gc
 import hashlib
 import hmac
 import os
+import resource
 import secrets
 import signal
+import stat
 import sys
 from pathlib import Path
 
 import click
 import structlog
+from click.core import ParameterSource
 
 from aspen.api.codec import encode_error
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError, UnauthorizedError
@@ -59,11 +68,112 @@ def write_private_file(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        os.fchmod(fd, 0o600)  # a leftover .tmp keeps the mode it was created with
         os.write(fd, text.encode())
         os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+#: Group and other permission bits: none may be set on anything in the data dir.
+_SHARED_BITS = stat.S_IRWXG | stat.S_IRWXO
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create `data_dir` with mode 0700, or make an existing one private: the directory and every
+    directory below it 0700, every file 0600 (data dirs written before modes were enforced were
+    0755/0644). Logs what it changed, once."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fixed_dirs = fixed_files = 0
+    # Bounded by the tree: each directory is visited once (symlinks are not followed).
+    todo = [data_dir]
+    while todo:
+        path = todo.pop()
+        mode = path.stat(follow_symlinks=False).st_mode
+        if mode & _SHARED_BITS:
+            os.chmod(path, 0o700)
+            fixed_dirs += 1
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    todo.append(Path(entry.path))
+                elif entry.is_file(follow_symlinks=False) and (
+                    entry.stat(follow_symlinks=False).st_mode & _SHARED_BITS
+                ):
+                    os.chmod(entry.path, 0o600)
+                    fixed_files += 1
+    if fixed_dirs or fixed_files:
+        log.warning(
+            "made the data dir private: it was readable by other users",
+            data_dir=str(data_dir),
+            dirs_set_0700=fixed_dirs,
+            files_set_0600=fixed_files,
+        )
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit and log both; returns (soft, hard) after.
+
+    Every peer, bulk transfer, WAL segment, snapshot and blob holds a descriptor; distributions
+    still default the soft limit to 1024, which a busy node (or an unauthenticated flood, until
+    the listener's bounds drop it) reaches."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if hard == resource.RLIM_INFINITY:
+        # Linux refuses a NOFILE limit above fs.nr_open, and "unlimited" is above it.
+        try:
+            target = int(Path("/proc/sys/fs/nr_open").read_text())
+        except (OSError, ValueError):
+            target = 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as err:
+            log.warning("could not raise the open-file limit", soft=soft, hard=hard, error=str(err))
+            return soft, hard
+        log.info("raised the open-file limit", soft_before=soft, soft=target, hard=hard)
+        return target, hard
+    log.info("open-file limit", soft=soft, hard=hard)
+    return soft, hard
+
+
+def read_cookie_file(path: Path) -> str:
+    """The cookie in `path` (surrounding whitespace stripped). Like ssh with a private key, a file
+    that other users can read or change is refused: the cookie is the whole cluster's secret."""
+    try:
+        st = path.stat()
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise click.BadParameter(f"cannot read {path}: {err}", param_hint="--cookie-file") from err
+    if st.st_mode & _SHARED_BITS:
+        raise click.BadParameter(
+            f"{path} is accessible by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run: chmod 600 {path}",
+            param_hint="--cookie-file",
+        )
+    cookie = text.strip()
+    if not cookie:
+        raise click.BadParameter(f"{path} is empty", param_hint="--cookie-file")
+    return cookie
+
+
+def _resolve_cookie(ctx: click.Context, cookie: str | None, cookie_file: Path | None) -> str | None:
+    """--cookie / ASPEN_COOKIE or --cookie-file / ASPEN_COOKIE_FILE. What is on the command line
+    wins over the environment; two sources at the same level are refused as ambiguous."""
+    if cookie is not None and cookie_file is not None:
+        explicit = ParameterSource.COMMANDLINE
+        cookie_explicit = ctx.get_parameter_source("cookie") == explicit
+        file_explicit = ctx.get_parameter_source("cookie_file") == explicit
+        if cookie_explicit == file_explicit:
+            raise click.UsageError(
+                "give the cookie once: --cookie (ASPEN_COOKIE) or --cookie-file (ASPEN_COOKIE_FILE)"
+            )
+        if cookie_explicit:
+            return cookie
+    if cookie_file is not None:
+        return read_cookie_file(cookie_file)
+    return cookie
 
 
 class Node:
@@ -101,7 +211,7 @@ class Node:
 
     async def start(self) -> None:
         cfg = self.config
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(prepare_data_dir, cfg.data_dir)
         identity = await asyncio.to_thread(load_or_create, cfg.data_dir, cfg.secret_key)
         port = await self._bind(identity)
         addr = f"{cfg.host}:{port}"
@@ -199,6 +309,9 @@ class Node:
                 # Until it has joined a cluster a node knows no members; it admits peers that prove
                 # the cookie, so that a leader can add it.
                 admit_unknown=lambda _node_id: not self.raft.is_initialized,
+                auth_timeout=cfg.peer_auth_timeout_s,
+                max_pending=_pending_bound(cfg.peer_max_pending),
+                max_pending_per_source=cfg.peer_max_pending_per_source,
             )
             try:
                 await transport.start()
@@ -254,6 +367,16 @@ class Node:
         await self.raft.stop()  # closes the transport too
 
 
+def _pending_bound(wanted: int) -> int:
+    """The listener's pending-connection bound, at most a quarter of the open-file limit: where
+    the limit could not be raised, a flood must still leave descriptors for blobs, WAL segments,
+    snapshots and the members' channels."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(16, min(wanted, soft // 4))
+
+
 def _role(role: StateRole, is_learner: bool) -> str:
     if is_learner:
         return "Learner"
@@ -307,7 +430,18 @@ async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
 @click.option("--node-id", type=int, envvar="ASPEN_NODE_ID", help="Raft node id (non-zero u64).")
-@click.option("--cookie", envvar="ASPEN_COOKIE", help="Shared cluster secret.")
+@click.option(
+    "--cookie",
+    envvar="ASPEN_COOKIE",
+    help="Shared cluster secret. Discouraged on the command line, where every local user sees it "
+    "(ps, /proc/PID/cmdline): use --cookie-file or ASPEN_COOKIE.",
+)
+@click.option(
+    "--cookie-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ASPEN_COOKIE_FILE",
+    help="File holding the cluster secret (mode 0600 or stricter; e.g. a systemd credential).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), envvar="ASPEN_DATA_DIR", help="Data directory.")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="ASPEN_HOST", help="Address to bind.")
 @click.option(
@@ -358,6 +492,30 @@ async def _serve(config: NodeConfig, metrics_port: int | None = None) -> int:
     help="Snapshot and compact the log every this many applied entries.",
 )
 @click.option(
+    "--peer-auth-timeout-s",
+    type=click.FloatRange(0, 300, min_open=True),
+    default=5.0,
+    show_default=True,
+    envvar="ASPEN_PEER_AUTH_TIMEOUT_S",
+    help="Peer/bulk TCP listener: deadline for a connection's TLS handshake and authentication.",
+)
+@click.option(
+    "--peer-max-pending",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    envvar="ASPEN_PEER_MAX_PENDING",
+    help="Peer/bulk TCP listener: connections not yet authenticated (oldest evicted when full).",
+)
+@click.option(
+    "--peer-max-pending-per-source",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    envvar="ASPEN_PEER_MAX_PENDING_PER_SOURCE",
+    help="Peer/bulk TCP listener: connections not yet authenticated from one source address.",
+)
+@click.option(
     "--dev", is_flag=True, help="Run an initialised one-node cluster in ./aspen-data (for trying Aspen)."
 )
 @click.option(
@@ -386,6 +544,7 @@ def main(
     ctx: click.Context,
     node_id: int | None,
     cookie: str | None,
+    cookie_file: Path | None,
     data_dir: Path | None,
     host: str,
     bind_port: int,
@@ -395,15 +554,23 @@ def main(
     election_timeout_max_ms: int,
     snapshot_entries: int,
     snapshot_keep_entries: int,
+    peer_auth_timeout_s: float,
+    peer_max_pending: int,
+    peer_max_pending_per_source: int,
     dev: bool,
     metrics_port: int | None,
     log_level: str,
     log_format: str,
 ) -> None:
     """Run one Aspen node (or, with a subcommand, an offline tool on a data dir)."""
+    # Before anything is written (subcommands too): files created without an explicit mode are
+    # private as well.
+    os.umask(0o077)
     if ctx.invoked_subcommand is not None:
         return
     configure(log_level, log_format)
+    raise_open_file_limit()
+    cookie = _resolve_cookie(ctx, cookie, cookie_file)
     if dev:
         node_id = node_id or 1
         data_dir = data_dir or Path("aspen-data")
@@ -414,7 +581,7 @@ def main(
     if data_dir is None:
         raise click.UsageError("--data-dir is required (or set ASPEN_DATA_DIR)")
     if cookie is None:
-        raise click.UsageError("--cookie is required (or set ASPEN_COOKIE)")
+        raise click.UsageError("a cookie is required: --cookie-file (ASPEN_COOKIE_FILE) or ASPEN_COOKIE")
     config = NodeConfig(
         node_id=node_id,
         cookie=cookie,
@@ -428,6 +595,9 @@ def main(
         snapshot_entries=snapshot_entries,
         snapshot_keep_entries=snapshot_keep_entries,
         dev=dev,
+        peer_auth_timeout_s=peer_auth_timeout_s,
+        peer_max_pending=peer_max_pending,
+        peer_max_pending_per_source=peer_max_pending_per_source,
     )
     try:
         config.validate()
@@ -450,7 +620,7 @@ def _dev_cookie(data_dir: Path) -> str:
     path = data_dir / DEV_COOKIE_FILE
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     cookie = "dev-" + secrets.token_hex(16)
     write_private_file(path, cookie)
     return cookie
@@ -487,7 +657,7 @@ def restore(source: Path, data_dir: Path, node_id: int) -> None:
     click.echo(
         f"Restored {report.keys} keys (applied index {report.applied_index}, saved from node "
         f"{report.source_node_id}) into {data_dir} as node {node_id}. Start it with: "
-        f"aspen-node --node-id {node_id} --data-dir {data_dir} --cookie ..."
+        f"aspen-node --node-id {node_id} --data-dir {data_dir} --cookie-file ..."
     )
 
 
