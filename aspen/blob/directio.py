@@ -41,7 +41,7 @@ class SequentialWriter:
         fd = -1
         if direct and _O_DIRECT:
             try:
-                fd = os.open(path, flags | _O_DIRECT, 0o644)
+                fd = os.open(path, flags | _O_DIRECT, 0o600)
             except OSError as err:
                 if err.errno != errno.EINVAL:
                     raise
@@ -52,7 +52,9 @@ class SequentialWriter:
                 except BaseException:
                     os.close(fd)
                     raise
-        self._fd = fd if fd >= 0 else os.open(path, flags, 0o644)
+        self._fd = fd if fd >= 0 else os.open(path, flags, 0o600)
+        if not exclusive:
+            os.fchmod(self._fd, 0o600)  # an existing file keeps the mode it was created with
 
     @property
     def direct(self) -> bool:

@@ -155,8 +155,10 @@ class BlobStore:
         self.tmp_dir = root / "tmp"
         self._tags_path = root / "tags.json"
         self._lock = threading.Lock()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        # Blobs are 0600 in 0700 directories whatever the umask: they are the users' data.
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, exist_ok=True)
+        self.tmp_dir.mkdir(mode=0o700, exist_ok=True)
         # Anything in tmp/ is a transfer a crash interrupted: it was never visible, drop it.
         for part in self.tmp_dir.iterdir():
             part.unlink(missing_ok=True)
@@ -180,7 +182,9 @@ class BlobStore:
     def _save(self) -> None:
         doc = {"tags": self._tags, "untagged_since": self._untagged_since}
         tmp = self._tags_path.with_name("tags.json.tmp")
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover .tmp keeps the mode it was created with
+        with open(fd, "w") as f:
             json.dump(doc, f, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
@@ -218,7 +222,7 @@ class BlobStore:
 
     def _publish(self, part: Path, digest: str, size: int, *, tag: str | None, now: float) -> BlobInfo:
         final = self.path_of(digest)
-        final.parent.mkdir(exist_ok=True)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
         with self._lock:
             if final.is_file():
                 part.unlink(missing_ok=True)  # same bytes already stored

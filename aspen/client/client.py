@@ -347,7 +347,10 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         hasher = blake3.blake3()
         offset = 0
         try:
-            with open(part, "wb") as out:
+            # 0600 whatever the umask: a backup holds every value of the cluster.
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # a leftover .part keeps the mode it was created with
+            with open(fd, "wb") as out:
                 # Bounded: each chunk advances by ≥ 1 byte or ends the loop.
                 for _ in range(meta.total_bytes + 1):
                     chunk = await self._call(

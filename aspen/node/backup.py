@@ -160,7 +160,7 @@ def restore_data_dir(backup: Path, data_dir: Path, node_id: int) -> RestoreRepor
     # records its own address on first start.
     payload: bytes = msgpack.packb({"sm": image.kv, "members": []}, use_bin_type=True)
     snap = Snapshot(SnapshotMeta(index=index, term=1, conf_state=ConfState(voters=(node_id,))), payload)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     wal, _ = WAL.open(data_dir)
     try:
         wal.save_snapshot(snap)

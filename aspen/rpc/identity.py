@@ -145,7 +145,7 @@ def endpoint_id_of_certificate(cert: x509.Certificate) -> str:
 
 def _atomic_write_secret(path: Path, data: bytes) -> None:
     directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     # mkstemp creates the file with mode 0600 from the start, so the secret is
     # never readable by others, not even briefly.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)

@@ -77,7 +77,11 @@ def write_snapshot(snap_dir: Path, snapshot: Snapshot) -> SnapFile:
     struct.pack_into("<I", head, _HEAD_CRC_SPAN, head_crc)
     final = snap_dir / snapshot_name(meta.index, meta.term)
     tmp = final.with_name(final.name + ".tmp")
-    with open(tmp, "wb") as f:
+    # 0600 whatever the umask (the snapshot holds every value); fchmod: a leftover .tmp keeps the
+    # mode it was created with.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)
+    with open(fd, "wb") as f:
         f.write(head)
         f.write(meta_bytes)
         f.write(data)

@@ -307,7 +307,8 @@ class WAL:
         wal = cls(directory, segment_bytes)
         for d in (directory, wal._wal_dir, wal._snap_dir):
             if not d.is_dir():
-                d.mkdir(parents=True, exist_ok=True)
+                # 0700 and (below) 0600 whatever the umask: the log holds every value in the clear.
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)
                 fsync_dir(d.parent)
         wal._lock()
         try:
@@ -318,7 +319,7 @@ class WAL:
         return wal, state
 
     def _lock(self) -> None:
-        fd = os.open(self._wal_dir / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self._wal_dir / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -501,7 +502,7 @@ class WAL:
         else:
             batch[-1] = rec.encode_hard_state(self._hard_state, first=False, last=True)
         data = b"".join(batch)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
             _write_all(fd, data)
             os.fsync(fd)  # a new file: flush its size/metadata too, not just the data
