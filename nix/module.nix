@@ -115,11 +115,11 @@ in
         ASPEN_LOG_FORMAT = "json";
       } // lib.optionalAttrs (cfg.cookie != null) { ASPEN_COOKIE = cfg.cookie; };
 
-      # The cookie file is handed over as a credential; the environment (not argv) carries it.
+      # The cookie file is handed over as a systemd credential and read by the node itself
+      # (--cookie-file), so the secret is never in argv or the environment.
       script = ''
         ${lib.optionalString (cfg.cookieFile != null) ''
-          ASPEN_COOKIE="$(< "$CREDENTIALS_DIRECTORY/cookie")"
-          export ASPEN_COOKIE
+          export ASPEN_COOKIE_FILE="$CREDENTIALS_DIRECTORY/cookie"
         ''}
         exec ${lib.getExe' cfg.package "aspen-node"} ${lib.escapeShellArgs cfg.extraArgs}
       '';
