@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import compileall
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     fuzz.addoption(
         "--fuzz-frames", type=int, default=0, help="frames of the long fuzz run (default: its CI count)"
     )
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """The usual login umask (files 0644, dirs 0755 unless a mode is forced); the node and the CLI
+    started by a test inherit it, so a file-mode test shows what a user's node would write."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)

@@ -12,10 +12,11 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -408,3 +409,48 @@ def self_reported_leader(nodes: list[NodeProcess]) -> NodeProcess | None:
         if metrics.state == "Leader":
             return n
     return None
+
+
+def file_mode(path: Path) -> int:
+    """Permission bits of `path` itself (a link is not followed)."""
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def loose_entries(root: Path) -> list[str]:
+    """Everything under `root` (and itself) that is not private: 0700 for dirs, 0600 for files."""
+    bad = []
+    for path in [root, *root.rglob("*")]:
+        want = 0o700 if path.is_dir() else 0o600
+        if file_mode(path) != want:
+            bad.append(f"{path.relative_to(root)}: {file_mode(path):04o}, want {want:04o}")
+    return bad
+
+
+_T = TypeVar("_T")
+
+
+def run_on_loop(coro: Coroutine[Any, Any, _T], loop: str = "asyncio", timeout: float = 60.0) -> _T:
+    """Run `coro` to completion on a fresh event loop, "asyncio" or "uvloop", bounded by `timeout`."""
+    import asyncio
+
+    async def bounded() -> _T:
+        return await asyncio.wait_for(coro, timeout)
+
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(bounded())
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    """The async twin of `wait_for`: poll `cond` on the running loop until it holds or `timeout`."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)  # polling interval, bounded by the deadline above

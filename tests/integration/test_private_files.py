@@ -11,33 +11,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import READY_LINE, cli, free_port, wait_for
+from harness import READY_LINE, cli, file_mode, free_port, loose_entries, wait_for
 
 from aspen.client import AspenClient
 from aspen.rpc.ticket import ClusterTicket
 
-pytestmark = pytest.mark.integration
+#: Every test runs under the usual login umask (see conftest's `loose_umask`).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loose_umask")]
 
 HOST = "127.0.0.97"
 COOKIE = "cookie-from-a-file-0123456789"
 BLOB = 6 * 1024 * 1024  # over the inline threshold: stored through the bulk channel's temp file
-
-
-@pytest.fixture(autouse=True)
-def loose_umask() -> Iterator[None]:
-    """The usual login umask; the node and the CLI inherit it."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -83,24 +72,10 @@ class Node:
                 self.proc.wait(timeout=10)
 
 
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
-
-
-def loose_entries(root: Path) -> list[str]:
-    """Everything under `root` (and itself) that is not 0700 (dirs) or 0600 (files)."""
-    bad = []
-    for path in [root, *root.rglob("*")]:
-        want = 0o700 if path.is_dir() else 0o600
-        if mode(path) != want:
-            bad.append(f"{path.relative_to(root)}: {mode(path):04o}")
-    return bad
-
-
-def cookie_file(root: Path, text: str = COOKIE + "\n", file_mode: int = 0o600) -> Path:
+def cookie_file(root: Path, text: str = COOKIE + "\n", perms: int = 0o600) -> Path:
     path = root / "cookie"
     path.write_text(text)
-    path.chmod(file_mode)
+    path.chmod(perms)
     return path
 
 
@@ -117,7 +92,7 @@ def test_every_file_the_node_writes_is_private_whatever_the_umask(tmp_path: Path
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     (data / "left-by-an-older-version").write_text("x")  # 0644 under this umask
-    assert mode(data) == 0o755
+    assert file_mode(data) == 0o755
     secret = cookie_file(tmp_path)
     port = free_port(HOST)
     args = ["--dev", "--node-id", "1", "--cookie-file", str(secret), "--data-dir", str(data)]
@@ -133,7 +108,7 @@ def test_every_file_the_node_writes_is_private_whatever_the_umask(tmp_path: Path
         backup = tmp_path / "backup.bin"
         res = cli(ticket, "cluster", "snapshot", "save", str(backup))
         assert res.code == 0, res.stderr
-        assert mode(backup) == 0o600
+        assert file_mode(backup) == 0o600
     finally:
         node.stop()
     names = {p.name for p in data.rglob("*")}
@@ -175,7 +150,7 @@ def test_cookie_file_from_the_environment(tmp_path: Path) -> None:
 def test_unsafe_or_ambiguous_cookie_is_refused(
     tmp_path: Path, case: str, extra: list[str], wanted: str
 ) -> None:
-    secret = cookie_file(tmp_path, file_mode=0o644 if case == "readable by others" else 0o600)
+    secret = cookie_file(tmp_path, perms=0o644 if case == "readable by others" else 0o600)
     res = subprocess.run(
         [
             *(sys.executable, "-m", "aspen.node", "--node-id", "1", "--data-dir", str(tmp_path / "data")),
@@ -201,5 +176,5 @@ def test_dev_mode_needs_no_setup_and_is_private(tmp_path: Path) -> None:
         assert got.code == 0 and "world" in got.stdout
     finally:
         node.stop()
-    assert mode(tmp_path / "aspen-data" / "dev-cookie") == 0o600
+    assert file_mode(tmp_path / "aspen-data" / "dev-cookie") == 0o600
     assert loose_entries(tmp_path / "aspen-data") == []

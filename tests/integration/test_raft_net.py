@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-import uvloop
+from harness import run_on_loop as run
+from harness import wait_until
 
 from aspen import kv
 from aspen.node.state import NodeStateMachine
@@ -33,26 +32,8 @@ from aspen.rpc.identity import NodeIdentity
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 LOOPS = ["asyncio", "uvloop"]
-
-
-def run(coro: Coroutine[Any, Any, T], loop: str = "asyncio", timeout: float = 60.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    factory = uvloop.new_event_loop if loop == "uvloop" else None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(bounded())
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)  # polling interval, bounded by the deadline above
 
 
 class Node:

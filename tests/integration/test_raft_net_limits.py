@@ -8,11 +8,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
-import uvloop
+from harness import run_on_loop as run
+from harness import wait_until
 
 from aspen.raft.core.types import Message, MessageType
 from aspen.raft.net import RAFT_CHANNEL, TcpTransport
@@ -20,26 +21,8 @@ from aspen.rpc.identity import NodeIdentity
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 HOST = "127.0.0.1"
 LOOPS = ["asyncio", "uvloop"]
-
-
-def run(coro: Coroutine[Any, Any, T], loop: str = "asyncio", timeout: float = 60.0) -> T:
-    async def bounded() -> T:
-        return await asyncio.wait_for(coro, timeout)
-
-    factory = uvloop.new_event_loop if loop == "uvloop" else None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(bounded())
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)  # polling interval, bounded by the deadline above
 
 
 def transport(node_id: int, got: list[Message], **limits: Any) -> TcpTransport:

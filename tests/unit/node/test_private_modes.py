@@ -4,36 +4,18 @@ older version is fixed at start, and a cookie file others can read is refused.""
 
 from __future__ import annotations
 
-import os
-import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
+from harness import file_mode, loose_entries
 
 from aspen.blob.store import BlobStore
 from aspen.node.main import prepare_data_dir, raise_open_file_limit, read_cookie_file, write_private_file
 from aspen.rpc.identity import load_or_create
 
-
-@pytest.fixture(autouse=True)
-def loose_umask() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
-
-
-def assert_private(root: Path) -> None:
-    for path in [root, *root.rglob("*")]:
-        want = 0o700 if path.is_dir() else 0o600
-        assert mode(path) == want, f"{path.relative_to(root)}: {mode(path):04o}, want {want:04o}"
+#: Every test runs under the usual login umask (see conftest's `loose_umask`).
+pytestmark = pytest.mark.usefixtures("loose_umask")
 
 
 def test_blob_files_temp_files_and_tags_are_private(tmp_path: Path) -> None:
@@ -45,7 +27,7 @@ def test_blob_files_temp_files_and_tags_are_private(tmp_path: Path) -> None:
     try:
         assert any(store.tmp_dir.iterdir())
         assert store.path_of(info.hash).is_file() and (root / "tags.json").is_file()
-        assert_private(root)
+        assert loose_entries(root) == []
     finally:
         pending.abort()
 
@@ -58,7 +40,7 @@ def test_node_key_and_private_files_are_0600(tmp_path: Path) -> None:
     leftover.write_text("old")
     leftover.chmod(0o644)
     write_private_file(data / "x", "new")
-    assert_private(data)
+    assert loose_entries(data) == []
 
 
 def test_a_data_dir_with_loose_modes_is_made_private_at_start(tmp_path: Path) -> None:
@@ -73,15 +55,15 @@ def test_a_data_dir_with_loose_modes_is_made_private_at_start(tmp_path: Path) ->
     outside.mkdir(mode=0o755)
     (data / "link").symlink_to(outside)  # not followed: what it points to is not ours to change
     prepare_data_dir(data)
-    assert mode(outside) == 0o755
+    assert file_mode(outside) == 0o755
     (data / "link").unlink()
-    assert_private(data)
+    assert loose_entries(data) == []
 
 
 def test_a_new_data_dir_is_0700(tmp_path: Path) -> None:
     data = tmp_path / "new" / "data"
     prepare_data_dir(data)
-    assert mode(data) == 0o700
+    assert file_mode(data) == 0o700
 
 
 def test_cookie_file_is_read_and_stripped(tmp_path: Path) -> None:

@@ -3,26 +3,15 @@ the process's umask -- they hold every value in the clear."""
 
 from __future__ import annotations
 
-import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from harness import loose_entries
 
 from aspen.raft.core.types import ConfState, Entry, HardState, Snapshot, SnapshotMeta
 from aspen.raft.wal import WAL
 from aspen.raft.wal.snapfile import snapshot_name, write_snapshot
-
-
-@pytest.fixture
-def loose_umask() -> Iterator[None]:
-    """The usual login umask (files 0644, dirs 0755 unless a mode is forced)."""
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -31,13 +20,6 @@ def modes(root: Path) -> dict[str, int]:
     for path in root.rglob("*"):
         found[str(path.relative_to(root))] = stat.S_IMODE(path.lstat().st_mode)
     return found
-
-
-def assert_private(root: Path) -> None:
-    for name, mode in modes(root).items():
-        path = root / name
-        want = 0o700 if path.is_dir() else 0o600
-        assert mode == want, f"{name}: {mode:04o}, want {want:04o}"
 
 
 def snap(index: int) -> Snapshot:
@@ -60,7 +42,7 @@ def test_wal_segments_lock_and_snapshots_are_private(tmp_path: Path) -> None:
     assert sum(1 for name in found if name.startswith("wal/wal-")) > 2, found
     assert "wal/LOCK" in found
     assert any(name.endswith(".snap") for name in found), found
-    assert_private(data)
+    assert loose_entries(data) == []
 
 
 @pytest.mark.usefixtures("loose_umask")
@@ -72,4 +54,4 @@ def test_a_leftover_snapshot_temp_file_does_not_keep_its_loose_mode(tmp_path: Pa
     leftover.chmod(0o644)
     written = write_snapshot(tmp_path, snap(7))
     assert stat.S_IMODE(written.path.stat().st_mode) == 0o600
-    assert_private(tmp_path)
+    assert loose_entries(tmp_path) == []
