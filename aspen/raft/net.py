@@ -171,6 +171,22 @@ class _Peer:
             w.set_result(None)
 
 
+class _LogThrottle:
+    """WARNING at most once every REFUSAL_LOG_INTERVAL seconds, DEBUG in between: refusals come in
+    floods (or every few seconds forever, from a misconfigured member), and each would be a line."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = float("-inf")
+
+    def level(self, now: float) -> int:
+        if now - self._last >= REFUSAL_LOG_INTERVAL:
+            self._last = now
+            return logging.WARNING
+        return logging.DEBUG
+
+
 @dataclass(eq=False)
 class _Inbound:
     source: str
@@ -358,8 +374,8 @@ class TcpTransport:
         self._refused_source_limit = 0
         self._evicted_pending = 0
         self._accept_errors = 0
-        self._last_refusal_log = float("-inf")
-        self._last_flood_log = float("-inf")
+        self._refusal_log = _LogThrottle()
+        self._flood_log = _LogThrottle()
 
     # ------------------------------------------------------------------------------ lifecycle --
     async def start(self) -> tuple[str, int]:
@@ -790,13 +806,8 @@ class TcpTransport:
     def _log_flood(self, what: str, detail: object) -> None:
         # A flood refuses thousands of connections a second: warn at most every
         # REFUSAL_LOG_INTERVAL seconds, with the totals, and keep the rest at debug level.
-        now = asyncio.get_running_loop().time()
-        level = logging.DEBUG
-        if now - self._last_flood_log >= REFUSAL_LOG_INTERVAL:
-            self._last_flood_log = now
-            level = logging.WARNING
         log.log(
-            level,
+            self._flood_log.level(asyncio.get_running_loop().time()),
             what,
             extra={
                 "node": self.node_id,
@@ -853,13 +864,8 @@ class TcpTransport:
         self._refused_handshakes += 1
         # A misconfigured or removed member retries every couple of seconds forever: warn at most
         # every REFUSAL_LOG_INTERVAL seconds, keep the rest at debug level.
-        now = asyncio.get_running_loop().time()
-        level = logging.DEBUG
-        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL:
-            self._last_refusal_log = now
-            level = logging.WARNING
         log.log(
-            level,
+            self._refusal_log.level(asyncio.get_running_loop().time()),
             "refused raft connection",
             extra={
                 "node": self.node_id,
