@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from aspen.api.errors import AspenError, InvalidRequestError, error_from_wire
 from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_TYPES, Error, Request, Response
+from aspen.api.operation import OPERATIONS
 
 #: A follower forwards a request to the leader at most this many times (a leader that lost its
 #: role meanwhile answers NOT_LEADER instead of forwarding again).
@@ -60,9 +61,10 @@ def _unpack(data: bytes) -> Any:
         raise InvalidRequestError(f"undecodable frame: {type(exc).__name__}") from None
 
 
-def _describe(err: ValidationError) -> str:
+def _describe(err: ValidationError, variant: str | None = None) -> str:
     first = err.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in first["loc"]) or "request"
+    loc = (variant, *first["loc"]) if variant else first["loc"]
+    where = ".".join(str(p) for p in loc) or "request"
     return f"invalid request: {where}: {first['msg']}"
 
 
@@ -109,9 +111,14 @@ def decode_envelope_rid(data: bytes) -> tuple[Request, int, str | None]:
         raise InvalidRequestError(
             f"invalid request: rid must be 1..{MAX_RID_CHARS} printable ASCII characters, no spaces"
         )
+    spec = OPERATIONS.get(body["type"])
     try:
+        if spec is not None:  # a declared operation: validate against its own model only
+            return spec.request.model_validate(body), hops, rid  # type: ignore[return-value]
         return REQUEST_ADAPTER.validate_python(body), hops, rid
     except ValidationError as err:
+        if spec is not None:
+            raise InvalidRequestError(_describe(err, spec.name)) from None
         if err.errors(include_url=False)[0]["type"] == "union_tag_invalid":
             raise InvalidRequestError(f"unknown request variant {body['type']!r}") from None
         raise InvalidRequestError(_describe(err)) from None

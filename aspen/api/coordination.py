@@ -9,69 +9,19 @@ validation once at the edge. Each layer adds its models here, plus its names to 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from aspen.api import barrier as bar
 from aspen.api import queue as que
 from aspen.api import registry as reg
 from aspen.api import semaphore as sem
 from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
+from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import I64, U64
 from aspen.api.wire import WireModel as _Model
 
 
 # ---------------------------------------------------------------------------------------- counter --
-class CounterGet(_Model):
-    type: Literal["CounterGet"] = "CounterGet"
-    key: str
-
-
-class CounterIncrement(_Model):
-    type: Literal["CounterIncrement"] = "CounterIncrement"
-    key: str
-
-
-class CounterDecrement(_Model):
-    type: Literal["CounterDecrement"] = "CounterDecrement"
-    key: str
-
-
-class CounterAdd(_Model):
-    type: Literal["CounterAdd"] = "CounterAdd"
-    key: str
-    amount: U64
-
-
-class CounterSubtract(_Model):
-    type: Literal["CounterSubtract"] = "CounterSubtract"
-    key: str
-    amount: U64
-
-
-class CounterSet(_Model):
-    type: Literal["CounterSet"] = "CounterSet"
-    key: str
-    value: U64
-
-
-class CounterCompareAndSet(_Model):
-    type: Literal["CounterCompareAndSet"] = "CounterCompareAndSet"
-    key: str
-    expected: U64
-    new_value: U64
-
-
-class SignedCounterGet(_Model):
-    type: Literal["SignedCounterGet"] = "SignedCounterGet"
-    key: str
-
-
-class SignedCounterAdd(_Model):
-    type: Literal["SignedCounterAdd"] = "SignedCounterAdd"
-    key: str
-    amount: I64
-
-
 class CounterResult(_Model):
     type: Literal["CounterResult"] = "CounterResult"
     is_success: bool
@@ -86,28 +36,130 @@ class SignedCounterResult(_Model):
     error: str | None = None
 
 
+_KEY = Annotated[str, Arg()]
+counter = Family(
+    "counter", "Atomic counters: unsigned (saturating at 0) and signed.", "counter", CounterResult
+)
+
+
+@counter.read("get")
+class CounterGet(_Model):
+    """Print the value of counter KEY (0 if it was never written)."""
+
+    type: Literal["CounterGet"] = "CounterGet"
+    key: _KEY
+
+
+@counter.write("incr", op="CounterAdd", fixed={"amount": 1})
+class CounterIncrement(_Model):
+    """Add 1 to KEY; print the new value."""
+
+    type: Literal["CounterIncrement"] = "CounterIncrement"
+    key: _KEY
+
+
+@counter.write("decr", op="CounterSub", fixed={"amount": 1})
+class CounterDecrement(_Model):
+    """Subtract 1 from KEY (stays at 0); print the new value."""
+
+    type: Literal["CounterDecrement"] = "CounterDecrement"
+    key: _KEY
+
+
+@counter.write("add")
+class CounterAdd(_Model):
+    """Add AMOUNT to KEY (saturating at 2^64-1); print the new value."""
+
+    type: Literal["CounterAdd"] = "CounterAdd"
+    key: _KEY
+    amount: Annotated[U64, Arg()]
+
+
+@counter.write("sub", op="CounterSub")
+class CounterSubtract(_Model):
+    """Subtract AMOUNT from KEY (saturating at 0); print the new value."""
+
+    type: Literal["CounterSubtract"] = "CounterSubtract"
+    key: _KEY
+    amount: Annotated[U64, Arg()]
+
+
+@counter.write("set")
+class CounterSet(_Model):
+    """Set KEY to VALUE."""
+
+    type: Literal["CounterSet"] = "CounterSet"
+    key: _KEY
+    value: Annotated[U64, Arg()]
+
+
+@counter.write("cas", op="CounterCas")
+class CounterCompareAndSet(_Model):
+    """Compare-and-set KEY; on a mismatch print the error (JSON `value` = actual value) and exit 1."""
+
+    type: Literal["CounterCompareAndSet"] = "CounterCompareAndSet"
+    key: _KEY
+    expected: Annotated[U64, Opt(help="Value KEY must hold (0 if never written).")]
+    new_value: Annotated[U64, Opt(help="Value to set.")]
+
+
+@counter.read("signed-get", result=SignedCounterResult, client="signed_counter_get")
+class SignedCounterGet(_Model):
+    """Print the value of KEY read as a signed counter."""
+
+    type: Literal["SignedCounterGet"] = "SignedCounterGet"
+    key: _KEY
+
+
+# ignore_unknown_options: a negative AMOUNT ("-5") is an argument, not an unknown option.
+@counter.write(
+    "signed-add",
+    result=SignedCounterResult,
+    client="signed_counter_add",
+    settings={"ignore_unknown_options": True},
+)
+class SignedCounterAdd(_Model):
+    """Add AMOUNT (may be negative) to KEY as a signed counter."""
+
+    type: Literal["SignedCounterAdd"] = "SignedCounterAdd"
+    key: _KEY
+    amount: Annotated[I64, Arg()]
+
+
 # --------------------------------------------------------------------------------------- sequence --
-class SequenceNext(_Model):
-    type: Literal["SequenceNext"] = "SequenceNext"
-    key: str
-
-
-class SequenceReserve(_Model):
-    type: Literal["SequenceReserve"] = "SequenceReserve"
-    key: str
-    count: U64
-
-
-class SequenceCurrent(_Model):
-    type: Literal["SequenceCurrent"] = "SequenceCurrent"
-    key: str
-
-
 class SequenceResult(_Model):
     type: Literal["SequenceResult"] = "SequenceResult"
     is_success: bool
     value: U64 | None = None
     error: str | None = None
+
+
+sequence = Family("sequence", "Unique, strictly increasing IDs: 1, 2, 3, …", "sequence", SequenceResult)
+
+
+@sequence.write("next", op="SequenceReserve", fixed={"count": 1}, printer="counter")
+class SequenceNext(_Model):
+    """Take and print the next ID of sequence KEY."""
+
+    type: Literal["SequenceNext"] = "SequenceNext"
+    key: _KEY
+
+
+@sequence.write("reserve", printer="counter")
+class SequenceReserve(_Model):
+    """Reserve COUNT consecutive IDs; print the first (the range is first .. first+COUNT-1)."""
+
+    type: Literal["SequenceReserve"] = "SequenceReserve"
+    key: _KEY
+    count: Annotated[U64, Arg()]
+
+
+@sequence.read("current", printer="counter")
+class SequenceCurrent(_Model):
+    """Print the ID the next `next` would return, without taking it."""
+
+    type: Literal["SequenceCurrent"] = "SequenceCurrent"
+    key: _KEY
 
 
 # ------------------------------------------------------------------------------------------ unions --
@@ -146,17 +198,9 @@ CoordinationResponse = (
     | LockResponse
 )
 
+#: The requests not declared with `@operation` yet (declared ones carry their kind).
 WRITE_REQUESTS = frozenset(
     {
-        "CounterIncrement",
-        "CounterDecrement",
-        "CounterAdd",
-        "CounterSubtract",
-        "CounterSet",
-        "CounterCompareAndSet",
-        "SignedCounterAdd",
-        "SequenceNext",
-        "SequenceReserve",
         *LOCK_WRITE_REQUESTS,
         *sem.SEMAPHORE_WRITES,
         *que.QUEUE_WRITES,
@@ -166,9 +210,6 @@ WRITE_REQUESTS = frozenset(
 )
 READ_REQUESTS = frozenset(
     {
-        "CounterGet",
-        "SignedCounterGet",
-        "SequenceCurrent",
         *LOCK_READ_REQUESTS,
         *sem.SEMAPHORE_READS,
         *que.QUEUE_READS,

@@ -13,6 +13,10 @@ from typing import Any
 
 import click
 
+#: Click types of the wire's integer ranges.
+U64 = click.IntRange(min=0, max=2**64 - 1)
+U32 = click.IntRange(min=0, max=2**32 - 1)
+
 
 def json_bytes(value: bytes | None) -> Any:
     if value is None:

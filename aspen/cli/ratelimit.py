@@ -9,8 +9,7 @@ import click
 
 from aspen.api import locks as w
 from aspen.cli.context import command
-from aspen.cli.counter import U64
-from aspen.cli.output import Output
+from aspen.cli.output import U64, Output
 from aspen.cli.waiting import waits
 from aspen.client.client import AspenClient
 from aspen.client.locks import check_rate

@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from aspen.cli.context import command
-from aspen.cli.counter import U64
-from aspen.cli.output import Output
+from aspen.cli.output import U64, Output
 from aspen.cli.waiting import waits
 from aspen.client.client import AspenClient
 

@@ -36,10 +36,12 @@ from aspen.api.errors import (
     ServiceUnavailableError,
 )
 from aspen.api.lease_messages import LEASE_READS
+from aspen.api.operation import OPERATIONS
 from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.client.coordination import CoordinationMixin
 from aspen.client.leases import LeaseMethods
 from aspen.client.locks import LockMixin
+from aspen.client.operations import OperationCalls
 from aspen.rpc.auth import proof_key
 from aspen.rpc.client import RpcClient
 from aspen.rpc.errors import EndpointMismatchError, RpcConnectError, RpcTimeoutError, RpcTransportError
@@ -113,7 +115,7 @@ def load_ticket(ticket: str | ClusterTicket | Path) -> ClusterTicket:
     return ClusterTicket.decode(ticket)
 
 
-class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
+class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps, OperationCalls):
     """Async client for one cluster. Use as `async with AspenClient(ticket) as client:`."""
 
     def __init__(
@@ -150,7 +152,8 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps):
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         frame = _encode(request, self.request_id)
-        idempotent = request.type in IDEMPOTENT
+        spec = OPERATIONS.get(request.type)
+        idempotent = spec.kind.is_read if spec is not None else request.type in IDEMPOTENT
         last: AspenError | None = None
         not_init_tries = 0
         attempts = 0

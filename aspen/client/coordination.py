@@ -14,7 +14,7 @@ report failures themselves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
@@ -22,11 +22,6 @@ from aspen.client.coord_barrier import BarrierMixin
 from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreMixin
 from aspen.client.coord_service import ServiceRegistryMixin
-
-if TYPE_CHECKING:
-    from aspen.api import messages as m
-
-R = TypeVar("R")
 
 
 class CoordinationError(AspenError):
@@ -49,52 +44,13 @@ class CoordinationMixin(
 
     if TYPE_CHECKING:
 
-        async def _call(self, request: m.Request, kind: type[R]) -> R: ...
-
-    # -------------------------------------------------------------------------------- counter --
-    async def counter_get(self, key: str) -> c.CounterResult:
-        return await self._call(c.CounterGet(key=key), c.CounterResult)
-
-    async def counter_incr(self, key: str) -> c.CounterResult:
-        return await self._call(c.CounterIncrement(key=key), c.CounterResult)
-
-    async def counter_decr(self, key: str) -> c.CounterResult:
-        return await self._call(c.CounterDecrement(key=key), c.CounterResult)
-
-    async def counter_add(self, key: str, amount: int) -> c.CounterResult:
-        return await self._call(c.CounterAdd(key=key, amount=amount), c.CounterResult)
-
-    async def counter_sub(self, key: str, amount: int) -> c.CounterResult:
-        return await self._call(c.CounterSubtract(key=key, amount=amount), c.CounterResult)
-
-    async def counter_set(self, key: str, value: int) -> c.CounterResult:
-        return await self._call(c.CounterSet(key=key, value=value), c.CounterResult)
-
-    async def counter_cas(self, key: str, expected: int, new_value: int) -> c.CounterResult:
-        request = c.CounterCompareAndSet(key=key, expected=expected, new_value=new_value)
-        return await self._call(request, c.CounterResult)
-
-    async def signed_counter_get(self, key: str) -> c.SignedCounterResult:
-        return await self._call(c.SignedCounterGet(key=key), c.SignedCounterResult)
-
-    async def signed_counter_add(self, key: str, amount: int) -> c.SignedCounterResult:
-        return await self._call(c.SignedCounterAdd(key=key, amount=amount), c.SignedCounterResult)
+        async def call(self, request: Any) -> Any: ...
 
     def counter(self, key: str) -> Counter:
         return Counter(self, key)
 
     def signed_counter(self, key: str) -> SignedCounter:
         return SignedCounter(self, key)
-
-    # ------------------------------------------------------------------------------- sequence --
-    async def sequence_next(self, key: str) -> c.SequenceResult:
-        return await self._call(c.SequenceNext(key=key), c.SequenceResult)
-
-    async def sequence_reserve(self, key: str, count: int) -> c.SequenceResult:
-        return await self._call(c.SequenceReserve(key=key, count=count), c.SequenceResult)
-
-    async def sequence_current(self, key: str) -> c.SequenceResult:
-        return await self._call(c.SequenceCurrent(key=key), c.SequenceResult)
 
     def sequence(self, key: str) -> Sequence:
         return Sequence(self, key)
@@ -109,26 +65,28 @@ class Counter:
         self._client, self.key = client, key
 
     async def get(self) -> int:
-        return _value(await self._client.counter_get(self.key))
+        return _value(await self._client.call(c.CounterGet(key=self.key)))
 
     async def incr(self) -> int:
-        return _value(await self._client.counter_incr(self.key))
+        return _value(await self._client.call(c.CounterIncrement(key=self.key)))
 
     async def decr(self) -> int:
-        return _value(await self._client.counter_decr(self.key))
+        return _value(await self._client.call(c.CounterDecrement(key=self.key)))
 
     async def add(self, amount: int) -> int:
-        return _value(await self._client.counter_add(self.key, amount))
+        return _value(await self._client.call(c.CounterAdd(key=self.key, amount=amount)))
 
     async def sub(self, amount: int) -> int:
-        return _value(await self._client.counter_sub(self.key, amount))
+        return _value(await self._client.call(c.CounterSubtract(key=self.key, amount=amount)))
 
     async def set(self, value: int) -> int:
-        return _value(await self._client.counter_set(self.key, value))
+        return _value(await self._client.call(c.CounterSet(key=self.key, value=value)))
 
     async def compare_and_set(self, expected: int, new_value: int) -> bool:
         """True if the counter was `expected` and is now `new_value`; False if it held another value."""
-        res = await self._client.counter_cas(self.key, expected, new_value)
+        res = await self._client.call(
+            c.CounterCompareAndSet(key=self.key, expected=expected, new_value=new_value)
+        )
         if res.is_success:
             return True
         if res.value is None:  # rejected (bad input), not a mismatch
@@ -145,10 +103,10 @@ class SignedCounter:
         self._client, self.key = client, key
 
     async def get(self) -> int:
-        return _value(await self._client.signed_counter_get(self.key))
+        return _value(await self._client.call(c.SignedCounterGet(key=self.key)))
 
     async def add(self, amount: int) -> int:
-        return _value(await self._client.signed_counter_add(self.key, amount))
+        return _value(await self._client.call(c.SignedCounterAdd(key=self.key, amount=amount)))
 
 
 class Sequence:
@@ -160,14 +118,14 @@ class Sequence:
         self._client, self.key = client, key
 
     async def next(self) -> int:
-        return _value(await self._client.sequence_next(self.key))
+        return _value(await self._client.call(c.SequenceNext(key=self.key)))
 
     async def reserve(self, count: int) -> int:
-        return _value(await self._client.sequence_reserve(self.key, count))
+        return _value(await self._client.call(c.SequenceReserve(key=self.key, count=count)))
 
     async def current(self) -> int:
         """The ID the next `next()` would return (nothing is reserved)."""
-        return _value(await self._client.sequence_current(self.key))
+        return _value(await self._client.call(c.SequenceCurrent(key=self.key)))
 
 
 __all__ = ["CoordinationError", "CoordinationMixin", "Counter", "Sequence", "SignedCounter"]

@@ -180,6 +180,10 @@ LAYER: Final[Layer[CounterOp, CounterResult]] = Layer(
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    queries={
+        "CounterGet": lambda reader, _now_ms, key: get(reader, key),
+        "SignedCounterGet": lambda reader, _now_ms, key: get(reader, key, signed=True),
+    },
 )
 
 __all__ = [

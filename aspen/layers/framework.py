@@ -26,8 +26,8 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from aspen.kv.layer import KvTxn, LayerCommand, Rejected
@@ -102,6 +102,9 @@ class Layer(Generic[OpT, ResultT]):
     #: Key prefixes the layer keeps its records under (each inside a reserved prefix of aspen.kv);
     #: tests write adversarial bytes under every one of them, so a new layer is covered by declaring it.
     prefixes: tuple[str, ...] = ()
+    #: Read-only queries by the name a READ operation declares (aspen.api.operation):
+    #: `query(reader, now_ms, **request_fields) -> result`, pure like `apply`.
+    queries: Mapping[str, Callable[..., ResultT]] = field(default_factory=dict)
 
     def command(self, op: OpT, now_ms: int) -> LayerCommand:
         """The log command for `op`, stamped with the proposer's clock."""

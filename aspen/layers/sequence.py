@@ -84,7 +84,12 @@ def rejected(message: str) -> SequenceResult:
 
 
 LAYER: Final[Layer[SequenceReserve, SequenceResult]] = Layer(
-    name="sequence", ops=(SequenceReserve,), apply=apply, rejected=rejected, prefixes=(PREFIX,)
+    name="sequence",
+    ops=(SequenceReserve,),
+    apply=apply,
+    rejected=rejected,
+    prefixes=(PREFIX,),
+    queries={"SequenceCurrent": lambda reader, _now_ms, key: current(reader, key)},
 )
 
 __all__ = ["LAYER", "PREFIX", "SequenceReserve", "SequenceResult", "current", "storage_key"]

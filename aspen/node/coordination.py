@@ -11,10 +11,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aspen.api import coordination as c
 from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
-from aspen.layers import counter, sequence
 from aspen.layers.framework import Layer, Op
 from aspen.node.coord_barrier import BarrierHandlers
 from aspen.node.coord_queue import QueueHandlers
@@ -40,20 +38,6 @@ class CoordinationHandlers(LockHandlers):
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            "CounterGet": self._counter_get,
-            "CounterIncrement": lambda r: self._counter(r, counter.CounterAdd(r.key, 1)),
-            "CounterDecrement": lambda r: self._counter(r, counter.CounterSub(r.key, 1)),
-            "CounterAdd": lambda r: self._counter(r, counter.CounterAdd(r.key, r.amount)),
-            "CounterSubtract": lambda r: self._counter(r, counter.CounterSub(r.key, r.amount)),
-            "CounterSet": lambda r: self._counter(r, counter.CounterSet(r.key, r.value)),
-            "CounterCompareAndSet": lambda r: self._counter(
-                r, counter.CounterCas(r.key, r.expected, r.new_value)
-            ),
-            "SignedCounterGet": self._signed_counter_get,
-            "SignedCounterAdd": self._signed_counter_add,
-            "SequenceNext": lambda r: self._sequence(r, 1),
-            "SequenceReserve": lambda r: self._sequence(r, r.count),
-            "SequenceCurrent": self._sequence_current,
             **self.lock_handlers(),
             **SemaphoreHandlers(self).handlers(),
             **QueueHandlers(self).handlers(),
@@ -74,37 +58,6 @@ class CoordinationHandlers(LockHandlers):
 
     def _view(self) -> KvView:
         return KvView(self._state.kv)
-
-    # -------------------------------------------------------------------------------- counter --
-    async def _counter(self, req: Any, op: counter.CounterOp) -> c.CounterResult:
-        res: counter.CounterResult = await self._propose(counter.LAYER, op, len(req.key))
-        return c.CounterResult(is_success=res.is_success, value=res.value, error=res.error)
-
-    async def _counter_get(self, req: c.CounterGet) -> c.CounterResult:
-        await self._barrier(False)
-        res = counter.get(self._view(), req.key)
-        return c.CounterResult(is_success=res.is_success, value=res.value, error=res.error)
-
-    async def _signed_counter_get(self, req: c.SignedCounterGet) -> c.SignedCounterResult:
-        await self._barrier(False)
-        res = counter.get(self._view(), req.key, signed=True)
-        return c.SignedCounterResult(is_success=res.is_success, value=res.value, error=res.error)
-
-    async def _signed_counter_add(self, req: c.SignedCounterAdd) -> c.SignedCounterResult:
-        op = counter.SignedCounterAdd(req.key, req.amount)
-        res: counter.CounterResult = await self._propose(counter.LAYER, op, len(req.key))
-        return c.SignedCounterResult(is_success=res.is_success, value=res.value, error=res.error)
-
-    # ------------------------------------------------------------------------------- sequence --
-    async def _sequence(self, req: c.SequenceNext | c.SequenceReserve, count: int) -> c.SequenceResult:
-        op = sequence.SequenceReserve(req.key, count)
-        res: sequence.SequenceResult = await self._propose(sequence.LAYER, op, len(req.key))
-        return c.SequenceResult(is_success=res.is_success, value=res.value, error=res.error)
-
-    async def _sequence_current(self, req: c.SequenceCurrent) -> c.SequenceResult:
-        await self._barrier(False)
-        res = sequence.current(self._view(), req.key)
-        return c.SequenceResult(is_success=res.is_success, value=res.value, error=res.error)
 
 
 __all__ = ["CoordinationHandlers", "now_ms"]

@@ -39,8 +39,11 @@ from aspen.api.errors import (
     ServiceUnavailableError,
 )
 from aspen.api.lease_messages import LEASE_WRITES
+from aspen.api.operation import OPERATIONS
+from aspen.layers import LAYERS
 from aspen.node.backup import SnapshotExports, encode_image
 from aspen.node.coordination import CoordinationHandlers
+from aspen.node.dispatch import Dispatch
 from aspen.node.leases import LeaseService
 from aspen.node.logsetup import REQUEST
 from aspen.node.membership import (
@@ -52,6 +55,7 @@ from aspen.node.membership import (
     promote,
 )
 from aspen.node.metrics import NodeMetrics
+from aspen.node.proposer import Proposer
 from aspen.node.state import NodeStateMachine
 from aspen.raft.core.types import ConfChange, ConfChangeType, StateRole
 from aspen.raft.errors import (
@@ -82,10 +86,6 @@ _ROLE_NAMES = {
     StateRole.PRE_CANDIDATE: "Candidate",
     StateRole.FOLLOWER: "Follower",
 }
-
-#: Deadline for one proposal or read barrier inside the node (the client has its own, longer one).
-WRITE_TIMEOUT_S = 10.0
-READ_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +152,15 @@ FORWARDED = (
     | LEASE_WRITES
 )
 RELAYED = FORWARDED - PROPOSED_BY_FOLLOWERS
+
+
+def relayed(name: str) -> bool:
+    """Whether a follower relays this request to the leader: every declared write (it carries the
+    leader's clock), and the undeclared ones in `RELAYED`."""
+    spec = OPERATIONS.get(name)
+    return not spec.kind.is_read if spec is not None else name in RELAYED
+
+
 FORWARD_TIMEOUT_S = 30.0
 
 
@@ -180,6 +189,9 @@ class NodeService:
         self._leader_gone: dict[int, asyncio.Event] = {}
         raft.on_role_change(self._leader_changed)
         self.exports = SnapshotExports()
+        self.proposer = Proposer(raft, state)
+        #: The declared operations a layer implements (aspen.api.operation) need no handler here.
+        self._dispatch = Dispatch(self.proposer, {layer.name: layer for layer in LAYERS})
         m.warm_up()
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,
@@ -220,10 +232,16 @@ class NodeService:
     async def submit(self, request: m.Request) -> m.Response:
         """Run a request from inside the node (e.g. blob metadata writes) the way a client's runs:
         forwarded to the leader when only the leader can order it. Raises what a handler raises."""
-        if request.type in RELAYED and self.raft.role != StateRole.LEADER:
+        if relayed(request.type) and self.raft.role != StateRole.LEADER:
             return raise_for_error(decode_response(await self._forward(request, 0)))
-        response: m.Response = await self._handlers[request.type](request)
+        response: m.Response = await self._handler(request.type)(request)
         return response
+
+    def _handler(self, name: str) -> Handler:
+        handler = self._handlers.get(name) or self._dispatch.handler(name)
+        if handler is None:  # decoded, so declared: a declaration with neither layer nor handler
+            raise InternalError(f"no handler for {name}")
+        return handler
 
     # -------------------------------------------------------------------------------- boundary --
     async def handle(self, data: bytes) -> bytes:
@@ -240,10 +258,10 @@ class NodeService:
                 if op not in m.BOOTSTRAP_REQUESTS and not self.raft.is_initialized:
                     raise NotInitializedError()
                 _refuse_reserved_writes(request)
-                if op in RELAYED and self.raft.role != StateRole.LEADER:
+                if relayed(op) and self.raft.role != StateRole.LEADER:
                     frame = await self._forward(request, hops, rid)
                 else:
-                    response = await self._handlers[op](request)
+                    response = await self._handler(op)(request)
                     frame = encode_response(response)
             except AspenError as err:
                 self.metrics.error(op, err.code.value)
@@ -343,15 +361,14 @@ class NodeService:
         self._leader_clients.clear()
 
     async def _propose(self, command: Any, size: int) -> Any:
-        return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S)
+        return await self.proposer.propose(command, size)
 
     async def _propose_kv(self, command: Any, size: int) -> Any:
         """A plain KV write (`PROPOSED_BY_FOLLOWERS`): a follower hands it to the leader itself."""
-        return await self.raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S, forward=True)
+        return await self.proposer.propose(command, size, forward=True)
 
     async def _barrier(self, stale: bool) -> None:
-        if not stale:
-            await self.raft.read_barrier(timeout=READ_TIMEOUT_S)
+        await self.proposer.barrier(stale)
 
     # ------------------------------------------------------------------------------ bootstrap --
     async def _ping(self, _: m.Ping) -> m.Pong:

@@ -1,0 +1,126 @@
+"""`aspen-cli` commands derived from the declared operations (aspen.api.operation): one click
+command per declaration with a CLI verb, its arguments and options built from the request's
+fields, its output from the printer the declaration names (by default its group's).
+
+A printer is `(request, operation, result) -> Output`; `operation` is the verb with underscores
+(`signed_get`), the name JSON documents carry. Hand-written commands (those that are more than one
+request) are added to the same groups through `group_command`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from aspen.api.operation import GROUPS, OPERATIONS, Arg, OpSpec, Opt, Param
+from aspen.cli.context import command
+from aspen.cli.output import Output
+from aspen.client.client import AspenClient
+
+Printer = Callable[[Any, str, Any], Output]
+
+#: Printers by name (a group's name is its default printer).
+PRINTERS: dict[str, Printer] = {}
+_GROUPS: dict[str, click.Group] = {}
+
+
+def printer(name: str) -> Callable[[Printer], Printer]:
+    """Register the decorated function as the printer `name`."""
+
+    def register(fn: Printer) -> Printer:
+        PRINTERS[name] = fn
+        return fn
+
+    return register
+
+
+def group_of(name: str) -> click.Group:
+    """The click group `aspen-cli <name>`, created on first use with its declared help."""
+    found = _GROUPS.get(name)
+    if found is None:
+        found = _GROUPS[name] = click.Group(name, help=GROUPS.get(name))
+    return found
+
+
+def _click_type(param: Param) -> tuple[Any, bool]:
+    """(click type, is-a-list) of a field from its annotation and bounds."""
+    hint: Any = param.info.annotation
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is list:
+        return _click_type(Param(param.name, type(param.info)(annotation=typing.get_args(hint)[0]), None))[
+            0
+        ], True
+    if hint is int:
+        # pydantic keeps `Field(ge=, le=)` as metadata objects with those attributes
+        low = next((m.ge for m in param.info.metadata if hasattr(m, "ge")), None)
+        high = next((m.le for m in param.info.metadata if hasattr(m, "le")), None)
+        return click.IntRange(min=low, max=high), False
+    return {str: click.STRING, bool: click.BOOL, float: click.FLOAT}.get(hint, click.STRING), False
+
+
+def _click_param(param: Param) -> click.Parameter:
+    ctype, many = _click_type(param)
+    default = None if param.required else param.info.get_default(call_default_factory=True)
+    if isinstance(param.cli, Arg):
+        return click.Argument(
+            [param.cli.name or param.name], type=ctype, required=param.required, nargs=-1 if many else 1
+        )
+    assert isinstance(param.cli, Opt)
+    if param.cli.default is not None:
+        default = param.cli.default
+    flag = param.cli.flag or "--" + param.name.replace("_", "-")
+    if ctype is click.BOOL:
+        return click.Option([flag, param.name], is_flag=True, default=bool(default), help=param.cli.help)
+    return click.Option(
+        [flag, param.name],
+        type=ctype,
+        required=param.required and param.cli.default is None,
+        default=default,
+        multiple=many,
+        show_default=default not in (None, [], ()),
+        help=param.cli.help,
+    )
+
+
+def _build(spec: OpSpec) -> click.Command:
+    verb = spec.cli
+    assert verb is not None
+    params = [p for p in spec.params() if p.cli is not None]
+    missing = [p.name for p in spec.params() if p.cli is None and p.required]
+    if missing:
+        raise TypeError(f"{spec.name}: required fields {missing} have no Arg/Opt for the CLI")
+    show = PRINTERS.get(verb.printer or verb.group)
+    if show is None:
+        raise TypeError(f"{spec.name}: no printer {verb.printer or verb.group!r}")
+
+    async def run(client: AspenClient, **values: Any) -> Output:
+        fields = {
+            p.name: list(values[p.name]) if isinstance(values[p.name], tuple) else values[p.name]
+            for p in params
+        }
+        request = spec.request(**fields)
+        return show(request, verb.operation, await client.call(request))
+
+    run.__doc__ = verb.help
+    cmd = command(
+        group_of(verb.group), verb.name, help=verb.help, context_settings=dict(verb.context_settings)
+    )(run)
+    cmd.params.extend(_click_param(p) for p in params)
+    return cmd
+
+
+def declared_groups() -> list[click.Group]:
+    """Every group, with a command for each declared operation that has a CLI verb."""
+    for spec in OPERATIONS.values():
+        verb = spec.cli
+        if verb is not None and verb.name not in group_of(verb.group).commands:
+            _build(spec)
+    return list(_GROUPS.values())
+
+
+__all__ = ["PRINTERS", "declared_groups", "group_of", "printer"]
