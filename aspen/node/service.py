@@ -40,7 +40,6 @@ from aspen.api.errors import (
 )
 from aspen.api.lease_messages import LEASE_WRITES
 from aspen.api.operation import OPERATIONS
-from aspen.layers import LAYERS
 from aspen.node.backup import SnapshotExports, encode_image
 from aspen.node.coordination import CoordinationHandlers
 from aspen.node.dispatch import Dispatch
@@ -191,7 +190,7 @@ class NodeService:
         self.exports = SnapshotExports()
         self.proposer = Proposer(raft, state)
         #: The declared operations a layer implements (aspen.api.operation) need no handler here.
-        self._dispatch = Dispatch(self.proposer, {layer.name: layer for layer in LAYERS})
+        self._dispatch = Dispatch(self.proposer, state.layers)
         m.warm_up()
         self._handlers: dict[str, Handler] = {
             "Ping": self._ping,

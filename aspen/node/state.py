@@ -11,16 +11,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from aspen.kv import KvStateMachine, LayerCommand, decode_batch, encode_batch
-from aspen.layers import APPLIERS
+from aspen.layers import LAYERS
+from aspen.layers.framework import Layer
 from aspen.raft.errors import ApplyFailed
 
 log = logging.getLogger(__name__)
 
 
 class NodeStateMachine:
-    def __init__(self) -> None:
+    def __init__(self, layers: Sequence[Layer[Any, Any]] = LAYERS) -> None:
+        #: The layers by their persistent name (a build of the node serves exactly these).
+        self.layers: dict[str, Layer[Any, Any]] = {layer.name: layer for layer in layers}
         # Coordination layers apply inside the KV machine, one log command per operation.
-        self.kv = KvStateMachine(layers=APPLIERS)
+        self.kv = KvStateMachine(layers=self.layers)
 
     def encode_batch(self, commands: Sequence[Any]) -> bytes:
         return encode_batch(commands)
