@@ -34,7 +34,7 @@ from aspen.api.codec import encode_error
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError, UnauthorizedError
 from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.node.backup import BackupError, restore_data_dir
-from aspen.node.blob_service import BlobService, make_blob_service
+from aspen.node.blobs import BlobService, make_blob_service
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.leases import LeaseExpirer
 from aspen.node.logsetup import configure
