@@ -13,7 +13,18 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from aspen.kv.layer import LayerApplier
-from aspen.layers import barrier, counter, lock, queue, ratelimit, rwlock, semaphore, sequence, service
+from aspen.layers import (
+    barrier,
+    blobmeta,
+    counter,
+    lock,
+    queue,
+    ratelimit,
+    rwlock,
+    semaphore,
+    sequence,
+    service,
+)
 from aspen.layers.framework import Layer
 
 #: Every layer, by its persistent name. Add a new primitive with one line here.
@@ -27,6 +38,7 @@ LAYERS: Final[tuple[Layer[Any, Any], ...]] = (
     queue.LAYER,
     barrier.LAYER,
     service.LAYER,
+    blobmeta.LAYER,
 )
 
 APPLIERS: Final[Mapping[str, LayerApplier]] = {layer.name: layer for layer in LAYERS}
@@ -37,6 +49,7 @@ __all__ = [
     "LAYERS",
     "Layer",
     "barrier",
+    "blobmeta",
     "counter",
     "lock",
     "queue",

@@ -132,7 +132,7 @@ class BlobHandlers:
         size = self.core.blobs.size_of(digest)
         if size is not None:
             return BlobInfo(digest, size)
-        record, _ = await self.core.meta.read_record(digest)
+        record = await self.core.meta.read_record(digest)
         if record is None:
             return None
         holders = [n for n in record.nodes if n != self.core.node_id]
@@ -147,13 +147,13 @@ class BlobHandlers:
             return b.HasBlobResult(does_exist=False, error=f"invalid hash: {req.hash!r}")
         if self.core.blobs.has(req.hash):
             return b.HasBlobResult(does_exist=True)
-        record, _ = await self.core.meta.read_record(req.hash)
+        record = await self.core.meta.read_record(req.hash)
         return b.HasBlobResult(does_exist=record is not None and bool(record.nodes))
 
     async def _blob_ticket(self, req: b.GetBlobTicket) -> b.GetBlobTicketResult:
         if not is_valid_hash(req.hash):
             return b.GetBlobTicketResult(is_success=False, error=f"invalid hash: {req.hash!r}")
-        record, _ = await self.core.meta.read_record(req.hash)
+        record = await self.core.meta.read_record(req.hash)
         size = self.core.blobs.size_of(req.hash)
         holders = set(record.nodes) if record is not None else set()
         if size is not None:
@@ -241,7 +241,7 @@ class BlobHandlers:
     async def _download_by_hash(self, req: b.DownloadBlobByHash) -> b.DownloadBlobResult:
         if not is_valid_hash(req.hash):
             return b.DownloadBlobResult(is_success=False, error=f"invalid hash: {req.hash!r}")
-        record, _ = await self.core.meta.read_record(req.hash)
+        record = await self.core.meta.read_record(req.hash)
         providers = list(record.nodes) if record is not None else []
         if not providers and not self.core.blobs.has(req.hash):
             return b.DownloadBlobResult(is_success=False, hash=req.hash, error=f"blob not found: {req.hash}")
@@ -298,7 +298,7 @@ class BlobHandlers:
             return b.GetBlobReplicationStatusResult(
                 was_found=False, hash=req.hash, error=f"invalid hash: {req.hash!r}"
             )
-        record, _ = await self.core.meta.read_record(req.hash)
+        record = await self.core.meta.read_record(req.hash)
         if record is None:
             return b.GetBlobReplicationStatusResult(was_found=False, hash=req.hash)
         held = len(record.nodes)
@@ -322,7 +322,7 @@ class BlobHandlers:
         digest = req.hash
         if not is_valid_hash(digest):
             return b.TriggerBlobReplicationResult(is_success=False, error=f"invalid hash: {digest!r}")
-        record, _ = await self.core.meta.read_record(digest)
+        record = await self.core.meta.read_record(digest)
         local = self.core.blobs.has(digest)
         if not local and (record is None or not record.nodes):
             return b.TriggerBlobReplicationResult(
@@ -338,7 +338,7 @@ class BlobHandlers:
                 return b.TriggerBlobReplicationResult(
                     is_success=False, hash=digest, error=f"local copy corrupt and not repairable: {err}"
                 )
-            record, _ = await self.core.meta.read_record(digest)
+            record = await self.core.meta.read_record(digest)
         holders = list(record.nodes) if record is not None else [self.core.node_id]
         if req.target_nodes:
             targets = list(dict.fromkeys(req.target_nodes))

@@ -4,12 +4,10 @@ leader, re-replicate what is short, most urgent first)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
-from aspen import kv
-from aspen.blob.policy import META_PREFIX, ReplicaRecord, choose_targets, repair_order
+from aspen.blob.policy import choose_targets, repair_order
 from aspen.node.blobs.core import BlobCore
 from aspen.node.blobs.framing import TransferError
 from aspen.node.blobs.replication import Replication
@@ -87,7 +85,7 @@ class Maintenance:
             await self.core.quarantine(info.hash)
             if not tags:
                 continue  # an untagged cache copy: nothing to keep
-            record, _ = await self.core.meta.read_record(info.hash)
+            record = await self.core.meta.read_record(info.hash)
             others = [n for n in (record.nodes if record else ()) if n != self.core.node_id]
             try:
                 await self.replication.ensure_local(info.hash, others, tags[0])
@@ -97,18 +95,7 @@ class Maintenance:
                 )
 
     async def _plan_repairs(self) -> None:
-        await self.core.meta.barrier()
-        records: list[ReplicaRecord] = []
-        token: str | None = None
-        kv_state = self.core.meta.view()
-        for _ in range(10_000):  # bounded pagination over the metadata prefix
-            page = kv_state.scan(kv.Scan(META_PREFIX, 1000, token))
-            for entry in page.entries:
-                with contextlib.suppress(ValueError):
-                    records.append(ReplicaRecord.decode(entry.value))
-            token = page.continuation_token
-            if not page.is_truncated:
-                break
+        records = await self.core.meta.all_records()
         members = self.core.members()
         for rec in repair_order(records, members):
             alive = [n for n in rec.nodes if n in members]

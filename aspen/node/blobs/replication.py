@@ -39,7 +39,7 @@ class Replication:
     async def replicate(self, digest: str, size: int) -> None:
         """Copy a blob this node holds to new nodes until its record reaches the replication factor."""
         try:
-            record, _ = await self.core.meta.read_record(digest)
+            record = await self.core.meta.read_record(digest)
             if record is None:
                 return
             members = self.core.members()

@@ -4,17 +4,15 @@ the node's request boundary and the peer listener."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aspen import kv
 from aspen.blob.config import BlobConfig
 from aspen.blob.store import BlobInfo, BlobStore
 from aspen.node.blobs.core import BlobCore
 from aspen.node.blobs.handlers import BlobHandlers, Handler
 from aspen.node.blobs.maintenance import Maintenance
-from aspen.node.blobs.metadata import BlobMetadata, Submit
+from aspen.node.blobs.metadata import BlobMetadata, MetaSeam, RaftSeam
 from aspen.node.blobs.replication import Replication
 from aspen.node.blobs.transfer import Transfers
 from aspen.node.service import NodeIdentityInfo, NodeService
@@ -36,11 +34,10 @@ class BlobService:
         endpoint_id: str,
         addrs: tuple[str, ...],
         raft: RaftNode,
-        kv_state: Callable[[], kv.KvStateMachine],
         transport: TcpTransport,
-        submit: Submit,
+        seam: MetaSeam,
     ) -> None:
-        meta = BlobMetadata(node_id=node_id, raft=raft, kv_state=kv_state, submit=submit)
+        meta = BlobMetadata(node_id=node_id, seam=seam)
         self.core = BlobCore(
             config=config,
             data_dir=data_dir,
@@ -93,7 +90,9 @@ def make_blob_service(
     service: NodeService,
 ) -> BlobService:
     """Build the blob service of a node from `ASPEN_BLOBS_*`, register its handlers with the node's
-    request boundary and its channels with the peer listener, and start its background loops."""
+    request boundary and its channels with the peer listener, and start its background loops.
+    Its metadata reaches the state machine through `RaftSeam` (propose, barrier, read view), not
+    through the node's request boundary."""
     blobs = BlobService(
         config=BlobConfig.from_env(),
         data_dir=data_dir,
@@ -101,9 +100,8 @@ def make_blob_service(
         endpoint_id=me.endpoint_id,
         addrs=tuple(me.addrs),
         raft=raft,
-        kv_state=lambda: state.kv,
         transport=transport,
-        submit=service.submit,
+        seam=RaftSeam(raft, lambda: state.kv),
     )
     service.register(blobs.handlers())
     blobs.start()

@@ -94,6 +94,13 @@ FIELDS = [
     "reason",
     "moved_at_ms",
     "last_error",
+    "hash",
+    "size",
+    "nodes",
+    "policy",
+    "replication_factor",
+    "min_replicas",
+    "updated_at_micros",
 ]
 
 
@@ -139,7 +146,18 @@ LAYER_OPS = st.one_of([_ops_of(layer) for layer in LAYERS])
 
 def _seed_valid_state() -> list[Any]:
     """Commands that leave real records under every layer (so mutated real records can be made)."""
-    from aspen.layers import barrier, counter, lock, queue, ratelimit, rwlock, semaphore, sequence, service
+    from aspen.layers import (
+        barrier,
+        blobmeta,
+        counter,
+        lock,
+        queue,
+        ratelimit,
+        rwlock,
+        semaphore,
+        sequence,
+        service,
+    )
 
     ops: list[tuple[Layer[Any, Any], Any]] = [
         (counter.LAYER, counter.CounterAdd("x", 1)),
@@ -153,6 +171,7 @@ def _seed_valid_state() -> list[Any]:
         (queue.LAYER, queue.QueueDequeue("x", "c", 1, 10_000, 1)),
         (barrier.LAYER, barrier.BarrierEnter("x", "p", 2)),
         (service.LAYER, service.ServiceRegister("x", "x", "h:1", "1", ("t",), 1, 30_000, (("k", "v"),))),
+        (blobmeta.LAYER, blobmeta.BlobHolderAdd("x", 5, 1, 3)),
     ]
     return [layer.command(op, NOW) for layer, op in ops]
 
