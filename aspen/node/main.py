@@ -24,7 +24,9 @@ import secrets
 import signal
 import stat
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import structlog
@@ -33,8 +35,10 @@ from click.core import ParameterSource
 from aspen.api.codec import encode_error
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError, UnauthorizedError
 from aspen.api.limits import MAX_MESSAGE_BYTES
+from aspen.layers import LAYERS
+from aspen.layers.framework import Layer
 from aspen.node.backup import BackupError, restore_data_dir
-from aspen.node.blobs import BlobService, make_blob_service
+from aspen.node.blob_service import BlobService, make_blob_service
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.leases import LeaseExpirer
 from aspen.node.logsetup import configure
@@ -179,11 +183,18 @@ def _resolve_cookie(ctx: click.Context, cookie: str | None, cookie_file: Path | 
 class Node:
     """A running node: Raft driver, state machine, RPC server and the files it keeps in its data dir."""
 
-    def __init__(self, config: NodeConfig, *, metrics_port: int | None = None) -> None:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        metrics_port: int | None = None,
+        layers: Sequence[Layer[Any, Any]] = LAYERS,
+    ) -> None:
         self.config = config
         #: Serve Prometheus metrics over HTTP on config.host:metrics_port (None: off; 0: any port).
         self._metrics_port_wanted = metrics_port
-        self.state = NodeStateMachine()
+        #: `layers`: the state machine's primitives (every layer of this build unless a test adds one).
+        self.state = NodeStateMachine(layers)
         self.metrics = NodeMetrics(config.node_id)
         self.raft = RaftNode(
             DriverConfig(
