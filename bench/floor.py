@@ -88,10 +88,10 @@ async def _rpc_client(port: int, endpoint_id: str, requests: int, deadline: floa
 
 # ---------------------------------------------------------------------------------- tls echo --
 def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    from aspen.raft.net import _make_contexts
+    from aspen.peer.tls import make_contexts
     from aspen.rpc import NodeIdentity
 
-    return _make_contexts(NodeIdentity.generate())
+    return make_contexts(NodeIdentity.generate())
 
 
 class _Echo(asyncio.Protocol):

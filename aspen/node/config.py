@@ -28,7 +28,7 @@ class NodeConfig:
     snapshot_entries: int = 10_000
     snapshot_keep_entries: int = 1_000
     dev: bool = False
-    #: The peer/bulk listener's pre-auth deadline and pending-connection bounds (`aspen.raft.net`).
+    #: The peer/bulk listener's pre-auth deadline and pending-connection bounds (`aspen.peer.transport`).
     peer_auth_timeout_s: float = 5.0
     peer_max_pending: int = 256
     peer_max_pending_per_source: int = 32

@@ -1,7 +1,7 @@
 """How Raft messages leave a node. The driver only ever calls `send`, which must not block.
 
 `InMemoryNetwork` connects drivers in one process (tests, benchmarks); the network transport over
-TLS/TCP lives in `aspen.raft.net` (multi-node issue).
+TLS/TCP is `aspen.peer.transport.TcpTransport`.
 """
 
 from __future__ import annotations

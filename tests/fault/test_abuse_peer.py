@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
 P99_BOUND_S = 2.0
 RSS_BOUND = 400 * 1024 * 1024
-#: The listener's default bound on connections that have not authenticated (aspen.raft.net).
+#: The listener's default bound on connections that have not authenticated (aspen.peer.transport).
 MAX_PENDING = 256
 #: Descriptors a busy node opens besides the attacker's: peers' channels, blob files, WAL segments,
 #: a forked snapshot's pipe, the restarted peer's new connections.

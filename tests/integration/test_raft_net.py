@@ -17,6 +17,7 @@ from harness import wait_until
 
 from aspen import kv
 from aspen.node.state import NodeStateMachine
+from aspen.peer.transport import RAFT_CHANNEL, TcpTransport
 from aspen.raft.core.types import (
     ConfState,
     Entry,
@@ -26,7 +27,6 @@ from aspen.raft.core.types import (
     SnapshotMeta,
     StateRole,
 )
-from aspen.raft.net import RAFT_CHANNEL, TcpTransport
 from aspen.raft.node import DriverConfig, RaftNode
 from aspen.rpc.identity import NodeIdentity
 

@@ -15,8 +15,8 @@ import pytest
 from harness import run_on_loop as run
 from harness import wait_until
 
+from aspen.peer.transport import RAFT_CHANNEL, TcpTransport
 from aspen.raft.core.types import Message, MessageType
-from aspen.raft.net import RAFT_CHANNEL, TcpTransport
 from aspen.rpc.identity import NodeIdentity
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from aspen.blob.store import BlobStore
 from aspen.node.blobs.framing import TransferError
 from aspen.node.blobs.metadata import BlobMetadata
 from aspen.node.membership import MembershipError, parse_endpoint_addr
+from aspen.peer.transport import TcpTransport
 from aspen.raft.errors import RaftError
-from aspen.raft.net import TcpTransport
 from aspen.raft.node import RaftNode
 
 __all__ = ["BlobCore"]

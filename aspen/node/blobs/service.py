@@ -17,7 +17,7 @@ from aspen.node.blobs.replication import Replication
 from aspen.node.blobs.transfer import Transfers
 from aspen.node.service import NodeIdentityInfo, NodeService
 from aspen.node.state import NodeStateMachine
-from aspen.raft.net import TcpTransport
+from aspen.peer.transport import TcpTransport
 from aspen.raft.node import RaftNode
 from aspen.rpc.bulk import BLOB_CLIENT_CHANNEL, BLOB_PEER_CHANNEL
 

@@ -1,22 +1,13 @@
-"""Raft messages between nodes: TLS 1.3 over TCP, mutually authenticated by the nodes' Ed25519 keys.
+"""The peer transport: one TLS 1.3/TCP listener per node, mutually authenticated by the nodes'
+Ed25519 keys, carrying several *channels* -- Raft messages (kind 1, built in: `send`), and the
+bulk channels registered by the blob service (`register_channel` for members,
+`register_open_channel` for clients with their own credential, e.g. a one-time transfer token).
 
 The listener uses the node's host and the same port *number* as its QUIC endpoint (QUIC is UDP, so
-the TCP port is free). Every connection is opened by a member towards another member and carries one
-*channel kind* (1 = Raft messages; other kinds are added with `register_channel`, e.g. blobs).
-
-Connection set-up, in order (client = the dialling node, server = the listening node)::
-
-    TCP + TLS 1.3 handshake (both sides load their own self-signed Ed25519 certificate)
-    client: pins the server -- the certificate's public key must equal the peer's endpoint id
-    server -> client: 32-byte random nonce          (sent as soon as the connection is accepted)
-    client -> server: kind (1 byte)                  (sent as soon as the pin check passed)
-    client -> server: [u32 len][u64 node_id][32-byte public key][64-byte Ed25519 signature]
-    server -> client: 0x01 (accepted)                (or the server closes the connection)
-
-The signature is over ``b"aspen-raft-auth-v1" + nonce + server_key + client_key + kind``, so it is
-fresh (nonce), bound to this server (a server cannot replay it to another member) and to the channel
-kind. Python's ssl module cannot verify a self-signed client certificate against a pinned key, which
-is why the server authenticates the client inside the TLS channel instead of with client certificates.
+the TCP port is free). Each connection carries one channel kind, chosen by its first byte after
+TLS. TLS set-up and pinning are in `aspen.peer.tls`, the member handshake in
+`aspen.peer.handshake`; this module is the channel mux, the pre-auth limits of the listener, and
+the Raft channel (per-peer queues and writers).
 
 Invariants:
 
@@ -57,21 +48,30 @@ import logging
 import os
 import random
 import socket
-import ssl
-import struct
-import tempfile
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from aspen.peer.handshake import (
+    ACCEPTED,
+    AUTH,
+    AUTH_CONTEXT,
+    HANDSHAKE_TIMEOUT,
+    LEN,
+    MAX_HANDSHAKE_FRAME,
+    NONCE_SIZE,
+    HandshakeError,
+    auth_message,
+    check_kind,
+)
+from aspen.peer.tls import abort, linger, listen, make_contexts, peer_endpoint_id, tune_socket
 from aspen.raft.codec import decode_message, encode_message
 from aspen.raft.core.types import Message, MessageType, NodeId
-from aspen.rpc.identity import NodeIdentity, endpoint_id_of_certificate
+from aspen.rpc.identity import NodeIdentity
 
 __all__ = [
     "AUTH_CONTEXT",
@@ -84,18 +84,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RAFT_CHANNEL = 1
-AUTH_CONTEXT = b"aspen-raft-auth-v1"
-NONCE_SIZE = 32
-HANDSHAKE_TIMEOUT = 5.0
-MAX_HANDSHAKE_FRAME = 256
 MAX_FRAME = 512 * 1024 * 1024
 #: Writes are split into chunks of this size, each drained under `DRAIN_TIMEOUT`: the deadline is on
 #: progress, so a large snapshot on a slow link is fine while a peer that stopped reading is not.
 WRITE_CHUNK = 1024 * 1024
 DRAIN_TIMEOUT = 5.0
-#: Bytes sent on a peer link and not acknowledged for this long mean the link is dead or stuck in
-#: TCP's retransmission backoff: the kernel drops the connection and the transport redials.
-UNACKED_TIMEOUT = 3.0
 BACKOFF_MIN = 0.05
 BACKOFF_MAX = 2.0
 CLOSE_TIMEOUT = 2.0
@@ -110,18 +103,11 @@ MAX_PENDING_HANDSHAKES = 256
 #: Default bound on pending connections from one source address. A member dials one Raft channel
 #: and a few blob channels, a client one channel per transfer: each is pending for milliseconds.
 MAX_PENDING_PER_SOURCE = 32
-#: Kernel queue of connections not yet accepted (capped by net.core.somaxconn): a flood overflows
-#: it less often, and what waits there holds no descriptor of ours.
-ACCEPT_BACKLOG = 1024
 #: After accept() fails for lack of descriptors or memory, wait this long before accepting again
 #: (what frees them -- deadlines, evictions -- runs meanwhile); asyncio's own servers do the same.
 ACCEPT_RETRY_DELAY = 0.1
 _ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
-_ACCEPTED = b"\x01"
-_LEN = struct.Struct(">I")
-#: node id, public key, signature, the port the client listens on (its host is the source address).
-_AUTH = struct.Struct(">Q32s64sH")
 _U64_MAX = 2**64 - 1
 _LOCAL_TYPES = frozenset(
     {MessageType.HUP, MessageType.BEAT, MessageType.PROPOSE, MessageType.SNAP_STATUS, MessageType.UNREACHABLE}
@@ -135,10 +121,6 @@ Session = Callable[[], Awaitable[None]]
 #: deadline and while the connection is pending; reads the caller's credential and returns the
 #: session to serve, or None to refuse (after writing whatever answer a refused caller gets).
 OpenChannelAuth = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[Session | None]]
-
-
-class _HandshakeError(Exception):
-    """The peer is not who we expected, or did not follow the handshake."""
 
 
 @dataclass(eq=False)
@@ -195,124 +177,6 @@ class _Inbound:
     node_id: NodeId | None = None  # set once authenticated (0 on an open channel)
 
 
-def _tune_socket(writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is None:
-        return
-    try:
-        # Heartbeats and votes are tiny and latency-bound: never wait for Nagle.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # A peer that vanished without a FIN/RST (power loss) is eventually noticed on idle links.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
-            # After heavy packet loss TCP's retransmission timer may have backed off to many
-            # seconds, and a link that is fine again stays silent that long: give up on it and
-            # redial instead (etcd's peer connections have a 5 s write timeout for the same reason).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_TIMEOUT * 1000))
-    except (OSError, AttributeError):
-        pass
-
-
-def _abort(writer: asyncio.StreamWriter) -> None:
-    # abort, not close: a graceful TLS shutdown waits for the peer, which may be the broken party.
-    try:
-        writer.transport.abort()
-    except Exception:  # already closed, or a loop implementation quirk: nothing left to release
-        pass
-
-
-def _auth_message(
-    nonce: bytes, server_key: bytes, client_key: bytes, kind: int, secret: bytes, listen_port: int
-) -> bytes:
-    # `secret` (derived from the cluster cookie) is never sent: a signature over a message that
-    # contains it proves the signer knows the cookie, which is what lets a node that is not yet a
-    # member admit its future leader.
-    return (
-        AUTH_CONTEXT
-        + secret
-        + nonce
-        + server_key
-        + client_key
-        + bytes((kind,))
-        + listen_port.to_bytes(2, "big")
-    )
-
-
-def _check_kind(kind: int) -> None:
-    if not 1 < kind < 256:
-        raise ValueError(f"channel kind must be in 2..255, got {kind}")
-
-
-def _listen(host: str, port: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets for (host, port), one per address family, as
-    `asyncio.start_server` makes them ("" or None: every interface). With port 0 the port the
-    first socket got is used for the others too, so the node has one port number."""
-    infos = socket.getaddrinfo(
-        host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )
-    seen: set[tuple[int, Any]] = set()
-    socks: list[socket.socket] = []
-    try:
-        for family, type_, proto, _, addr in infos:
-            if (family, addr) in seen:
-                continue
-            seen.add((family, addr))
-            sock = socket.socket(family, type_, proto)
-            socks.append(sock)
-            # A restarted node binds its port again while old connections are in TIME_WAIT.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
-                # The IPv4 socket (if any) serves IPv4: without this both would claim the port.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(socks) > 1:
-                addr = (addr[0], socks[0].getsockname()[1], *addr[2:])
-            sock.bind(addr)
-            sock.listen(ACCEPT_BACKLOG)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in socks:
-            sock.close()
-        raise
-    if not socks:
-        raise OSError(f"no address to listen on for {host!r}")
-    return socks
-
-
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Flush what was written (drain with no high-water mark waits for an empty buffer), then wait
-    for the peer, which has read all it expects, to close its side; the caller bounds the time."""
-    writer.transport.set_write_buffer_limits(high=0)
-    await writer.drain()
-    try:
-        await reader.read(1)
-    except (OSError, asyncio.IncompleteReadError):
-        pass
-
-
-def _make_contexts(identity: NodeIdentity) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    for ctx in (server, client):
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    # Peers are pinned by key (client side, after the handshake) and authenticated by signature
-    # (server side); there is no CA to verify against.
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
-    server.verify_mode = ssl.CERT_NONE
-    # load_cert_chain only reads files: write the PEMs into a private (0700) temporary directory,
-    # with 0600 files, and delete them as soon as they are loaded.
-    with tempfile.TemporaryDirectory(prefix="aspen-raft-tls-") as tmp:
-        cert_path = os.path.join(tmp, "cert.pem")
-        key_path = os.path.join(tmp, "key.pem")
-        for path, data in ((cert_path, identity.certificate_pem()), (key_path, identity.private_key_pem())):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-        for ctx in (server, client):
-            ctx.load_cert_chain(cert_path, key_path)
-    return server, client
-
-
 class TcpTransport:
     """Implements `aspen.raft.transport.Transport` over mutually authenticated TLS/TCP."""
 
@@ -349,7 +213,7 @@ class TcpTransport:
         self._max_queue = max(1, max_queue)
         self._connect_timeout = connect_timeout
         self._local_addr: tuple[str, int] | None = None if host in _WILDCARD_HOSTS else (host, 0)
-        self._server_ctx, self._client_ctx = _make_contexts(identity)
+        self._server_ctx, self._client_ctx = make_contexts(identity)
         self._peers: dict[NodeId, _Peer] = {}
         self._channels: dict[int, ChannelHandler] = {}
         self._open_channels: dict[int, OpenChannelAuth] = {}
@@ -386,7 +250,7 @@ class TcpTransport:
         # Our own accept loop rather than asyncio's TLS server: asyncio calls back only once the
         # TLS handshake is done, so connections still in it (each holding a descriptor) could be
         # neither counted nor evicted. Here a connection is pending from accept() on.
-        self._listeners = _listen(self._host, self._port)
+        self._listeners = listen(self._host, self._port)
         sockname = self._listeners[0].getsockname()
         self._bound = (str(sockname[0]), int(sockname[1]))
         for lsock in self._listeners:
@@ -425,7 +289,7 @@ class TcpTransport:
                 conn.task.cancel()
                 tasks.append(conn.task)
             if conn.writer is not None:
-                _abort(conn.writer)
+                abort(conn.writer)
         if tasks:
             _, not_done = await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
             if not_done:
@@ -511,7 +375,7 @@ class TcpTransport:
             return True
         if len(payload) > WRITE_CHUNK:  # large appends go out in chunks, with back-pressure
             return False
-        writer.write(_LEN.pack(len(payload)) + payload)
+        writer.write(LEN.pack(len(payload)) + payload)
         peer.sent += 1
         if writer.transport.get_write_buffer_size() > WRITE_CHUNK:
             # The peer is slow to read: let the pump wait for the buffer to drain (or time out).
@@ -529,7 +393,7 @@ class TcpTransport:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if isinstance(exc.__cause__, _HandshakeError):
+                if isinstance(exc.__cause__, HandshakeError):
                     peer.handshake_failures += 1
                 self._failed(peer, "connect failed", exc)
                 await self._backoff(peer, backoff)
@@ -551,7 +415,7 @@ class TcpTransport:
                 failure = exc
             finally:
                 peer.connected = False
-                _abort(writer)
+                abort(writer)
             if self._closing:
                 return
             self._failed(peer, "connection lost", failure)
@@ -623,7 +487,7 @@ class TcpTransport:
                         log.exception("cannot encode raft message", extra={"type": int(msg.type)})
                         peer.dropped += 1
                         continue
-                    parts.append(_LEN.pack(len(payload)))
+                    parts.append(LEN.pack(len(payload)))
                     parts.append(payload)
                     encoded += 1
                 await self._write(writer, b"".join(parts))
@@ -676,32 +540,30 @@ class TcpTransport:
                 limit=STREAM_LIMIT,
             )
         try:
-            _tune_socket(writer)
-            ssl_object = writer.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-            if not der:
-                raise _HandshakeError("server presented no certificate")
-            got = endpoint_id_of_certificate(x509.load_der_x509_certificate(der))
+            tune_socket(writer)
+            got = peer_endpoint_id(writer)
+            if got is None:
+                raise HandshakeError("server presented no certificate")
             if got != endpoint_id:
-                raise _HandshakeError(f"server key {got[:16]}… is not the pinned {endpoint_id[:16]}…")
+                raise HandshakeError(f"server key {got[:16]}… is not the pinned {endpoint_id[:16]}…")
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 writer.write(bytes((kind,)))
                 nonce = await reader.readexactly(NONCE_SIZE)
                 signature = self._identity.private_key.sign(
-                    _auth_message(
+                    auth_message(
                         nonce, bytes.fromhex(endpoint_id), self._key, kind, self._secret, self._listen_port
                     )
                 )
-                body = _AUTH.pack(self.node_id, self._key, signature, self._listen_port)
-                writer.write(_LEN.pack(len(body)) + body)
+                body = AUTH.pack(self.node_id, self._key, signature, self._listen_port)
+                writer.write(LEN.pack(len(body)) + body)
                 answer = await reader.readexactly(1)
-            if answer != _ACCEPTED:
-                raise _HandshakeError("server sent an unexpected handshake answer")
+            if answer != ACCEPTED:
+                raise HandshakeError("server sent an unexpected handshake answer")
         except asyncio.IncompleteReadError as exc:
-            _abort(writer)
-            raise _HandshakeError("server refused the connection") from exc
+            abort(writer)
+            raise HandshakeError("server refused the connection") from exc
         except BaseException:
-            _abort(writer)
+            abort(writer)
             raise
         return reader, writer
 
@@ -713,7 +575,7 @@ class TcpTransport:
     ) -> None:
         """Serve channel `kind` (2..255) to members. `handler(node_id, reader, writer)` runs after
         the peer is authenticated; the connection is closed when it returns."""
-        _check_kind(kind)
+        check_kind(kind)
         self._open_channels.pop(kind, None)
         self._channels[kind] = handler
 
@@ -726,7 +588,7 @@ class TcpTransport:
         and the connection stays pending until it returns, exactly like a member's handshake, so a
         caller that sends the kind byte and nothing else is dropped within seconds. The caller has
         still pinned this node's key, and still receives (and ignores) the nonce."""
-        _check_kind(kind)
+        check_kind(kind)
         self._channels.pop(kind, None)
         self._open_channels[kind] = authenticate
 
@@ -735,7 +597,7 @@ class TcpTransport:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Open an authenticated channel of `kind` to member `node_id`; the caller owns the streams.
         Raises `ConnectionError` (or `TimeoutError`) when it cannot be established."""
-        _check_kind(kind)
+        check_kind(kind)
         peer = self._peers.get(node_id)
         if peer is None:
             raise ConnectionError(f"node {node_id} is not a known member")
@@ -793,7 +655,7 @@ class TcpTransport:
         if victim.task is not None:
             victim.task.cancel()
         if victim.writer is not None:
-            _abort(victim.writer)
+            abort(victim.writer)
 
     def _unpend(self, conn: _Inbound) -> None:
         if self._pending.pop(conn, 0) is None:  # it was pending: release its source's slot
@@ -836,7 +698,7 @@ class TcpTransport:
                     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
                     conn.writer = writer
                     node_id, kind, session = await self._authenticate(reader, writer)
-            except (_HandshakeError, OSError, EOFError, TimeoutError, ValueError) as exc:
+            except (HandshakeError, OSError, EOFError, TimeoutError, ValueError) as exc:
                 self._refused(conn, exc)
                 return
             finally:
@@ -856,7 +718,7 @@ class TcpTransport:
             self._inbound.discard(conn)
             self._unpend(conn)
             if writer is not None:
-                _abort(writer)
+                abort(writer)
             elif not handed_over:
                 sock.close()  # cancelled before the loop took the socket over
 
@@ -881,7 +743,7 @@ class TcpTransport:
         """The member handshake (or an open channel's own check); the caller bounds it in time.
         Returns (node id, kind, the session of an open channel -- None on a member channel, and
         for an open channel that refused the caller)."""
-        _tune_socket(writer)
+        tune_socket(writer)
         nonce = os.urandom(NONCE_SIZE)
         writer.write(nonce)
         kind = (await reader.readexactly(1))[0]
@@ -891,15 +753,15 @@ class TcpTransport:
             if session is None:
                 # The channel refused the caller and wrote its answer: deliver it, and let the
                 # caller read it before the connection goes (still under the pre-auth deadline).
-                await _linger(reader, writer)
-                raise _HandshakeError(f"channel {kind} refused the caller's credential")
+                await linger(reader, writer)
+                raise HandshakeError(f"channel {kind} refused the caller's credential")
             return 0, kind, session
         if kind != RAFT_CHANNEL and kind not in self._channels:
-            raise _HandshakeError(f"unknown channel kind {kind}")
-        (length,) = _LEN.unpack(await reader.readexactly(_LEN.size))
-        if length > MAX_HANDSHAKE_FRAME or length != _AUTH.size:
-            raise _HandshakeError(f"bad auth frame length {length}")
-        node_id, client_key, signature, listen_port = _AUTH.unpack(await reader.readexactly(length))
+            raise HandshakeError(f"unknown channel kind {kind}")
+        (length,) = LEN.unpack(await reader.readexactly(LEN.size))
+        if length > MAX_HANDSHAKE_FRAME or length != AUTH.size:
+            raise HandshakeError(f"bad auth frame length {length}")
+        node_id, client_key, signature, listen_port = AUTH.unpack(await reader.readexactly(length))
         peer = self._peers.get(node_id)
         # Membership first: only a key registered for exactly this node id may authenticate. A
         # node that has not joined a cluster yet knows no members; `admit_unknown` lets it accept
@@ -907,16 +769,16 @@ class TcpTransport:
         admitted = False
         if peer is None:
             if self._admit_unknown is None or not self._admit_unknown(node_id):
-                raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
+                raise HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
             admitted = True
         elif peer.endpoint_id != client_key.hex():
-            raise _HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
+            raise HandshakeError(f"key {client_key.hex()[:16]}… is not member {node_id}")
         try:
             ed25519.Ed25519PublicKey.from_public_bytes(client_key).verify(
-                signature, _auth_message(nonce, self._key, client_key, kind, self._secret, listen_port)
+                signature, auth_message(nonce, self._key, client_key, kind, self._secret, listen_port)
             )
         except InvalidSignature as exc:
-            raise _HandshakeError(f"bad signature from node {node_id}") from exc
+            raise HandshakeError(f"bad signature from node {node_id}") from exc
         if admitted and listen_port:
             # A node that has not joined yet must be able to answer the leader that is adding it,
             # before the replicated membership tells it the leader's address: dial back the
@@ -924,19 +786,19 @@ class TcpTransport:
             source = writer.get_extra_info("peername")
             if source:
                 self.set_peer(node_id, client_key.hex(), [(str(source[0]), listen_port)])
-        writer.write(_ACCEPTED)
+        writer.write(ACCEPTED)
         await writer.drain()
         return node_id, kind, None
 
     async def _read_raft(self, node_id: NodeId, reader: asyncio.StreamReader) -> None:
         readexactly = reader.readexactly
-        unpack = _LEN.unpack
+        unpack = LEN.unpack
         me = self.node_id
         local = _LOCAL_TYPES
         # Bounded by the connection: ends on EOF, a bad frame, or cancellation.
         while True:
             try:
-                header = await readexactly(_LEN.size)
+                header = await readexactly(LEN.size)
             except asyncio.IncompleteReadError as exc:
                 if exc.partial:
                     log.warning("raft connection ended mid-frame", extra={"peer": node_id})
