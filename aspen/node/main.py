@@ -38,7 +38,7 @@ from aspen.api.limits import MAX_MESSAGE_BYTES
 from aspen.layers import LAYERS
 from aspen.layers.framework import Layer
 from aspen.node.backup import BackupError, restore_data_dir
-from aspen.node.blob_service import BlobService, make_blob_service
+from aspen.node.blobs import BlobService, make_blob_service
 from aspen.node.config import ConfigError, NodeConfig
 from aspen.node.leases import LeaseExpirer
 from aspen.node.logsetup import configure
@@ -46,8 +46,8 @@ from aspen.node.membership import parse_endpoint_addr
 from aspen.node.metrics import MetricsHttpServer, NodeMetrics
 from aspen.node.service import NodeIdentityInfo, NodeService
 from aspen.node.state import NodeStateMachine
+from aspen.peer.transport import TcpTransport
 from aspen.raft.core.types import ConfChange, ConfChangeType, ConfState, StateRole
-from aspen.raft.net import TcpTransport
 from aspen.raft.node import DriverConfig, RaftNode
 from aspen.raft.wal.errors import WalError
 from aspen.rpc.auth import proof_key
