@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from aspen.api.errors import AspenError, InvalidRequestError, error_from_wire
 from aspen.api.limits import MAX_MESSAGE_BYTES, PROTOCOL_VERSION
 from aspen.api.messages import REQUEST_ADAPTER, RESPONSE_TYPES, Error, Request, Response
-from aspen.api.operation import OPERATIONS
+from aspen.api.operation import OPERATIONS, result_type
 
 #: A follower forwards a request to the leader at most this many times (a leader that lost its
 #: role meanwhile answers NOT_LEADER instead of forwarding again).
@@ -139,7 +139,7 @@ def decode_response(data: bytes) -> Response:
     try:
         frame = msgpack.unpackb(data, raw=False)
         tag = frame.get("type") if isinstance(frame, dict) else None
-        variant = RESPONSE_TYPES.get(tag) if isinstance(tag, str) else None
+        variant = (RESPONSE_TYPES.get(tag) or result_type(tag)) if isinstance(tag, str) else None
         if variant is None:
             raise ValueError(f"unknown response variant {tag!r}")
         response: Response = variant.model_validate(frame)  # type: ignore[assignment]

@@ -238,6 +238,14 @@ def spec_of(name: str) -> OpSpec | None:
     return OPERATIONS.get(name)
 
 
+def result_type(tag: str) -> type[WireModel] | None:
+    """The declared result model whose `type` tag is `tag`, or None."""
+    for spec in OPERATIONS.values():
+        if spec.result.model_fields["type"].default == tag:
+            return spec.result
+    return None
+
+
 def names(*kinds: Kind) -> frozenset[str]:
     """The declared operations of these kinds."""
     return frozenset(n for n, s in OPERATIONS.items() if s.kind in kinds)
@@ -256,5 +264,6 @@ __all__ = [
     "group",
     "names",
     "operation",
+    "result_type",
     "spec_of",
 ]

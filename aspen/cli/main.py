@@ -40,12 +40,30 @@ from aspen.rpc.ticket import TicketError
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+class _Root(click.Group):
+    """The root group: its commands plus a group per declared CLI family, looked up when asked
+    for, so an operation declared after import (a plugin, a test) has its command too."""
+
+    def _declared(self) -> None:
+        for group in declared_groups():
+            self.commands.setdefault(group.name or "", group)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._declared()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._declared()
+        return super().get_command(ctx, cmd_name)
+
+
 @click.group(
+    cls=_Root,
     context_settings={
         "help_option_names": ["-h", "--help"],
         "max_content_width": 110,
         "auto_envvar_prefix": "ASPEN",
-    }
+    },
 )
 @functools.partial(global_options, from_env=True)
 @click.version_option(__version__, prog_name="aspen-cli")
@@ -69,8 +87,6 @@ cli.add_command(semaphore_group)
 cli.add_command(queue_group)
 cli.add_command(barrier_group)
 cli.add_command(service_group)
-for _group in declared_groups():
-    cli.add_command(_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

@@ -76,14 +76,17 @@ def _click_param(param: Param) -> click.Parameter:
     flag = param.cli.flag or "--" + param.name.replace("_", "-")
     if ctype is click.BOOL:
         return click.Option([flag, param.name], is_flag=True, default=bool(default), help=param.cli.help)
+    required = param.required and param.cli.default is None
+    # No `default` at all for a required option: click counts an explicit None as a given value.
+    extra: dict[str, Any] = {} if required else {"default": default}
     return click.Option(
         [flag, param.name],
         type=ctype,
-        required=param.required and param.cli.default is None,
-        default=default,
+        required=required,
         multiple=many,
         show_default=default not in (None, [], ()),
         help=param.cli.help,
+        **extra,
     )
 
 

@@ -33,7 +33,7 @@ def wire_result(spec: OpSpec, result: object) -> WireModel:
 
 
 def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
-    args = {n: getattr(request, n) for n in request.model_fields if n != "type"}
+    args = {n: getattr(request, n) for n in type(request).model_fields if n != "type"}
     return {**args, **spec.fixed}
 
 
