@@ -26,10 +26,20 @@ from aspen.node.proposer import Proposer
 Handler = Callable[[Any], Awaitable[Any]]
 
 
+def _plain(value: Any) -> Any:
+    """A layer value in wire shape: dataclasses as maps (a nested model validates from one),
+    tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def wire_result(spec: OpSpec, result: object) -> WireModel:
     """The layer's result as the declared result model: every model field the result has."""
     names = (n for n in spec.result.model_fields if n != "type")
-    return spec.result(**{n: getattr(result, n) for n in names if hasattr(result, n)})
+    return spec.result(**{n: _plain(getattr(result, n)) for n in names if hasattr(result, n)})
 
 
 def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
@@ -45,7 +55,8 @@ def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> 
 
     async def handle(request: WireModel) -> WireModel:
         args = _request_args(spec, request)
-        op = op_type(**{f: args[f] for f in fields})
+        # Layer ops hold tuples, never lists (they are encoded positionally into the log).
+        op = op_type(**{f: tuple(args[f]) if isinstance(args[f], list) else args[f] for f in fields})
         return wire_result(spec, await proposer.propose_op(layer, op))
 
     return handle
