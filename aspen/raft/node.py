@@ -1,15 +1,14 @@
 """The asyncio driver around the sans-I/O Raft core.
 
-This is the one place where the order of apply, persist, send and answer lives (etcd-io/raft README,
-"Usage"):
+The driver carries out the core's work in a fixed order (etcd-io/raft README, "Usage"):
 
 1. Inputs (network messages, proposals, read requests, ticks, admin operations) are queued by any
    coroutine and fed to the core only by the loop task, and only between `advance()` and the next
    `ready()` — the core never sees a call in the middle of a Ready.
-2. For each Ready: committed entries are applied and their callers answered (they are already
-   durable on a majority, so they do not wait for this Ready's write), then the WAL appends the new
-   entries and hard state with one fsync (in a worker thread, so the loop keeps accepting work), then
-   messages are sent, then `advance()`. A Ready that installs a snapshot persists it first.
+2. Each Ready is carried out in the order `aspen.raft.core.plan.plan` returns (the simulator runs
+   the same function): a leader's early appends, the apply of entries committed earlier, commit
+   notices, one fsync for the snapshot, entries and hard state (in a worker thread, so the loop keeps
+   accepting work), the messages that promise what was persisted, then `advance()`.
 3. Group commit falls out of (1)+(2): proposals that arrive while an fsync is running are packed into
    one log entry by the next turn of the loop.
 
@@ -45,6 +44,16 @@ from aspen.raft.core import (
     SnapshotOutOfDateError,
     conf_state_from,
     decode_conf_change,
+)
+from aspen.raft.core.plan import (
+    Apply,
+    InstallSnapshot,
+    Notices,
+    Persist,
+    PersistSnapshot,
+    Send,
+    SendEarly,
+    plan,
 )
 from aspen.raft.core.types import (
     NONE,
@@ -474,10 +483,6 @@ class RaftNode:
         self._ops.append(op)
         self._wake.set()
 
-    async def transfer_leadership(self, to: NodeId) -> None:
-        self._ops.append(lambda raw: raw.transfer_leader(to))
-        self._wake.set()
-
     async def trigger_snapshot(self) -> int:
         """Snapshot the state machine now; returns the snapshot index."""
         self._check_running()
@@ -628,73 +633,57 @@ class RaftNode:
                 self._on_batch(len(batch), size)
 
     async def _handle_ready(self, raw: RawNode, rd: Ready) -> None:
+        """Carry out `rd` in the order `plan` gives (the one place that order is decided)."""
         if rd.soft_state is not None:
             self._set_soft_state(rd.soft_state.role, rd.soft_state.leader_id)
         wal = self._wal
         assert wal is not None
         transport = self._transport
-        # 0. A leader's appends go out while its own fsync runs (the core counts our log toward
-        # commit only after advance()), so one write costs one fsync round trip, not two in a row.
-        # Appends without entries only carry the new commit index to followers: they are sent after
-        # the callers of the entries applied below are answered, or held back (below).
-        commit_notices: list[Message] = []
-        if transport is not None:
-            parked = self._parked_notices
-            for msg in rd.early_messages:
-                if msg.type == MessageType.APP:
-                    if not msg.entries:
-                        commit_notices.append(msg)
-                        continue
-                    if parked:
-                        # It carries our commit index too: a notice held for this peer is moot.
-                        parked.pop(msg.to, None)
-                transport.send(msg)
-        installs_snapshot = rd.snapshot is not None and not rd.snapshot.is_empty()
-        # 1. Apply what is already committed before persisting this Ready's new records: those
-        # entries are on our disk (written by an earlier Ready) and on a majority's, so nothing they
-        # depend on is in this write, and the commit index itself is volatile state (Raft §5,
-        # Figure 2). Callers hear their result one fsync earlier, and a commit-only hard-state write
-        # no longer delays every write by a disk round trip. The exceptions keep the old order: a
-        # snapshot is installed before anything after it, and entries committed by fiat (bootstrap)
-        # may be in this very Ready's write.
-        apply_first = not installs_snapshot and not (
-            rd.entries and rd.committed_entries and rd.committed_entries[-1].index >= rd.entries[0].index
-        )
         self._answered_here = self._applied_for_peers = False
-        if apply_first:
-            self._apply_ready(raw, rd)
-        if transport is not None and commit_notices:
-            if self._answered_here and not (self._applied_for_peers or self._pending):
-                # Only callers of this node were waiting on these entries, and nothing else is in
-                # flight (a lone writer): hold the notices back. A writer's next entry carries the
-                # commit index to every follower anyway, and each notice costs a TLS write, a
-                # follower's wake-up and its acknowledgement (single-client puts: node CPU -14 %).
-                # Entries another node proposed are announced at once, since its callers wait for
-                # the notice, and so is everything under load, when the next append follows soon
-                # and holding costs more than it saves (a deferral on every Ready cost ~8 % at 256
-                # clients).
-                self._park_notices(commit_notices)
-            else:
-                if self._parked_notices:
-                    for msg in commit_notices:
-                        self._parked_notices.pop(msg.to, None)
-                _send_all(transport, commit_notices)
-        # 2. Persist. Nothing below may happen before this returns.
-        if installs_snapshot:
-            assert rd.snapshot is not None
-            await self._on_wal_thread(wal.save_snapshot, rd.snapshot)
-            self._storage.apply_snapshot(rd.snapshot)
-        await self._persist(wal, rd)
-        # 3. Send: votes and acknowledgements promise what step 2 made durable.
-        if transport is not None:
-            _send_all(transport, rd.messages)
-        if installs_snapshot:
-            assert rd.snapshot is not None
-            self._install_snapshot(rd.snapshot)
-        if not apply_first:
-            self._apply_ready(raw, rd)
+        for step in plan(rd, self._saved_hard_state):
+            kind = type(step)
+            if kind is Apply:
+                self._apply_ready(raw, rd)
+            elif kind is Persist:
+                assert isinstance(step, Persist)
+                await self._persist(wal, step)
+            elif kind is Send:
+                if transport is not None:
+                    _send_all(transport, step.messages)  # type: ignore[union-attr]
+            elif kind is SendEarly:
+                if transport is not None:
+                    parked = self._parked_notices
+                    for msg in step.messages:  # type: ignore[union-attr]
+                        if parked and msg.type == MessageType.APP:
+                            # It carries our commit index too: a notice held for this peer is moot.
+                            parked.pop(msg.to, None)
+                        transport.send(msg)
+            elif kind is Notices:
+                if transport is not None:
+                    self._send_or_park(transport, step.messages)  # type: ignore[union-attr]
+            elif kind is PersistSnapshot:
+                snap = step.snapshot  # type: ignore[union-attr]
+                await self._on_wal_thread(wal.save_snapshot, snap)
+                self._storage.apply_snapshot(snap)
+            elif kind is InstallSnapshot:
+                self._install_snapshot(step.snapshot)  # type: ignore[union-attr]
 
-    def _park_notices(self, notices: list[Message]) -> None:
+    def _send_or_park(self, transport: Transport, notices: tuple[Message, ...]) -> None:
+        if self._answered_here and not (self._applied_for_peers or self._pending):
+            # Only callers of this node were waiting on these entries, and nothing else is in
+            # flight (a lone writer): hold the notices back. A writer's next entry carries the
+            # commit index to every follower anyway, and each notice costs a TLS write, a
+            # follower's wake-up and its acknowledgement. Entries another node proposed are
+            # announced at once, since its callers wait for the notice, and so is everything under
+            # load, when the next append follows soon and holding would delay every Ready.
+            self._park_notices(notices)
+        else:
+            if self._parked_notices:
+                for msg in notices:
+                    self._parked_notices.pop(msg.to, None)
+            _send_all(transport, notices)
+
+    def _park_notices(self, notices: Iterable[Message]) -> None:
         """Hold `notices` (one per peer, the newest wins) for `commit_notice_delay_s` at most."""
         for msg in notices:
             self._parked_notices[msg.to] = msg
@@ -709,29 +698,25 @@ class RaftNode:
         if parked and self._transport is not None and not self._stopping:
             _send_all(self._transport, parked)
 
-    async def _persist(self, wal: WAL, rd: Ready) -> None:
-        """Make `rd`'s entries and hard state durable, with one fsync.
+    async def _persist(self, wal: WAL, step: Persist) -> None:
+        """Make `step`'s entries (and its hard state, when `durable`) durable with one fsync.
 
-        A hard state that only moves the commit index is not written on its own (etcd's
-        `MustSync` rule, taken one step further: etcd writes it without an fsync). The commit
-        index is volatile state in Raft (§5, Figure 2): a node that restarts with an older one
-        learns the newer one from its leader, and entries above it are already on a majority's
-        disks. Persisting it would cost every write a second fsync on every member, for the
-        commit notice. It rides along with the next entries instead."""
-        hs = rd.hard_state
-        saved = self._saved_hard_state
+        A hard state that only moves the commit index is not written on its own (see `plan`): it
+        rides along with the next entries instead of costing every write a second fsync on every
+        member."""
+        hs = step.hard_state
         if hs is not None:
             self._storage.set_hard_state(hs)
-        term_or_vote = hs is not None and (hs.term != saved.term or hs.vote != saved.vote)
-        if not rd.entries and not term_or_vote:
+        if not step.durable:
             return
+        saved = self._saved_hard_state
         current = self._storage.hard_state
         record = current if current != saved else None
-        await self._on_wal_thread(wal.save, record, rd.entries)
+        await self._on_wal_thread(wal.save, record, step.entries)
         if record is not None:
             self._saved_hard_state = record
-        if rd.entries:
-            self._storage.append(list(rd.entries))
+        if step.entries:
+            self._storage.append(list(step.entries))
 
     def _apply_ready(self, raw: RawNode, rd: Ready) -> None:
         """Apply `rd`'s committed entries, then release the reads they make servable."""
