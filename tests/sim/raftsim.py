@@ -30,6 +30,8 @@ must be applied by every live member (`LivenessFailure` otherwise).
 from __future__ import annotations
 
 import random
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -41,18 +43,49 @@ from aspen.raft.core import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     MemoryStorage,
     Message,
     MessageType,
     ProposalDroppedError,
     RawNode,
+    Ready,
     Snapshot,
     StateRole,
     conf_state_from,
     decode_conf_change,
 )
+from aspen.raft.core.plan import (
+    Apply,
+    InstallSnapshot,
+    Notices,
+    Persist,
+    PersistSnapshot,
+    Send,
+    SendEarly,
+    Step,
+    plan,
+)
+from aspen.raft.core.raft import Raft
 
 MT = MessageType
+
+#: How a Ready is turned into steps: the driver's own `plan` unless a test swaps in a wrong one.
+Planner = Callable[[Ready, HardState], tuple[Step, ...]]
+
+
+def _unsafe_maybe_commit(self: Raft) -> bool:
+    """Commit by counting replicas of previous-term entries (unsafe, the Raft paper's Figure 8)."""
+    mci = self.prs.committed()
+    if mci > self.log.committed:
+        self.log.commit_to(mci)
+        return True
+    return False
+
+
+def allow_unsafe_commit_previous_term(raft: Raft) -> None:
+    """Flip the current-term commit rule on one `Raft`, to prove the checks catch a violation."""
+    raft.maybe_commit = types.MethodType(_unsafe_maybe_commit, raft)  # type: ignore[method-assign]
 
 
 class SafetyViolation(AssertionError):
@@ -72,7 +105,7 @@ class SimParams:
     max_delay: int = 3
     reorder: float = 0.2
     crash_rate: float = 0.004
-    #: Chance that a leader crashes after its early sends but before its fsync (lost entries).
+    #: Chance that a node crashes before a write reaches its disk (losing it, as kill -9 does).
     crash_mid_fsync: float = 0.002
     partition_rate: float = 0.004
     max_size_per_msg: int = 1 << 20
@@ -138,6 +171,9 @@ class SimNode:
     applied: int = 0
     sm: list[tuple[int, bytes]] = field(default_factory=list)
     conf: ConfState = field(default_factory=ConfState)
+    #: The hard state on "disk": like the driver's WAL, it skips commit-only changes (see `plan`);
+    #: `disk.hard_state` is the in-memory one the RawNode reads.
+    saved_hs: HardState = field(default_factory=HardState)
     was_leader_term: int = 0
 
 
@@ -154,8 +190,9 @@ def _decode_sm(data: bytes) -> list[tuple[int, bytes]]:
 
 
 class Sim:
-    def __init__(self, seed: int, params: SimParams | None = None) -> None:
+    def __init__(self, seed: int, params: SimParams | None = None, planner: Planner = plan) -> None:
         self.seed = seed
+        self.planner = planner
         self.rng = random.Random(seed)
         self.p = params if params is not None else SimParams.for_seed(self.rng)
         self.now = 0
@@ -208,8 +245,8 @@ class Sim:
 
     def _new_rawnode(self, nid: int, applied: int, disk: MemoryStorage) -> RawNode:
         rn = RawNode(self._config(nid, applied), disk)
-        # Test-only rule flip, used to prove the checks catch a real violation.
-        rn.raft._unsafe_commit_previous_term = self.p.unsafe_commit_previous_term
+        if self.p.unsafe_commit_previous_term:
+            allow_unsafe_commit_previous_term(rn.raft)
         return rn
 
     def fail(self, what: str) -> SafetyViolation:
@@ -248,45 +285,47 @@ class Sim:
                 self._process(sender)
 
     def _process(self, sn: SimNode) -> None:
-        """Drive one node's Ready loop: persist -> send -> apply -> advance."""
+        """Drive one node's Ready loop: the steps of `self.planner` (the driver's `plan`), then
+        advance. A crash may strike before any write, losing what was not persisted yet."""
         if not sn.alive:
             return
         rn = sn.node
         while rn.has_ready():
             rd = rn.ready()
-            # 0. a leader's early sends, then (sometimes) a crash before its fsync completed
-            for m in rd.early_messages:
-                self._send(sn, m)
-            unsynced = rd.entries or rd.hard_state is not None
-            if rd.early_messages and unsynced and self.rng.random() < self.p.crash_mid_fsync:
-                self.crash(sn)
-                return
-            # 1. persist
-            if rd.snapshot is not None:
-                sn.disk.apply_snapshot(rd.snapshot)
-            if rd.entries:
-                self._check_entries(sn, list(rd.entries))
-                sn.disk.append(rd.entries)
-            if rd.hard_state is not None:
-                sn.disk.set_hard_state(rd.hard_state)
-                self._note_commit(sn, rd.hard_state.commit)
-            # 2. send
-            for m in rd.messages:
-                if m.to == sn.id:
-                    raise self.fail(f"message to self {m}")
-                self._send(sn, m)
-            # 3. apply
-            if rd.snapshot is not None:
-                s = rd.snapshot
-                sn.sm = _decode_sm(s.data)
-                sn.applied = s.meta.index
-                sn.conf = s.meta.conf_state
-            for e in rd.committed_entries:
-                self._apply(sn, e)
-            for rs in rd.read_states:
-                need = self.reads.pop(rs.context, None)
-                if need is not None and rs.index < need:
-                    raise self.fail(f"ReadIndex {rs.index} < {need} already applied for {rs.context!r}")
+            for step in self.planner(rd, sn.saved_hs):
+                if isinstance(step, SendEarly | Notices | Send):
+                    for m in step.messages:
+                        if m.to == sn.id:
+                            raise self.fail(f"message to self {m}")
+                        self._send(sn, m)
+                elif isinstance(step, PersistSnapshot):
+                    sn.disk.apply_snapshot(step.snapshot)
+                elif isinstance(step, Persist):
+                    if step.durable and self.rng.random() < self.p.crash_mid_fsync:
+                        self.crash(sn)  # killed before the fsync completed: this write is lost
+                        return
+                    if step.hard_state is not None:
+                        sn.disk.set_hard_state(step.hard_state)
+                        self._note_commit(sn, step.hard_state.commit)
+                    if step.durable:
+                        if step.entries:
+                            self._check_entries(sn, list(step.entries))
+                            sn.disk.append(step.entries)
+                        sn.saved_hs = sn.disk.hard_state
+                elif isinstance(step, InstallSnapshot):
+                    s = step.snapshot
+                    sn.sm = _decode_sm(s.data)
+                    sn.applied = s.meta.index
+                    sn.conf = s.meta.conf_state
+                elif isinstance(step, Apply):
+                    for e in step.entries:
+                        self._apply(sn, e)
+                    for rs in rd.read_states:
+                        need = self.reads.pop(rs.context, None)
+                        if need is not None and rs.index < need:
+                            raise self.fail(
+                                f"ReadIndex {rs.index} < {need} already applied for {rs.context!r}"
+                            )
             rn.advance(rd)
         self._check_node(sn)
 
@@ -486,7 +525,11 @@ class Sim:
             disk.apply_snapshot(snap)
         ents = old.all_entries()
         disk.append(ents)
-        hs = old.hard_state
+        # What a restarted driver reads back from its WAL: the saved hard state, whose commit index
+        # may trail the snapshot (a snapshot only holds committed entries).
+        hs = sn.saved_hs
+        if hs.commit < snap.meta.index:
+            hs = HardState(term=hs.term, vote=hs.vote, commit=snap.meta.index)
         disk.set_hard_state(hs)
         disk.set_conf_state(conf_state_from(snap, ents, hs.commit))
         sn.disk = disk
@@ -591,11 +634,18 @@ class Sim:
     # -- phases -----------------------------------------------------------------------------
 
     def run(self) -> int:
-        for _ in range(self.p.fault_steps):
-            self.step(faults=True)
-        self.check_logs()
-        self.liveness()
-        self.check_logs()
+        try:
+            for _ in range(self.p.fault_steps):
+                self.step(faults=True)
+            self.check_logs()
+            self.liveness()
+            self.check_logs()
+        except (SafetyViolation, LivenessFailure):
+            raise
+        except AssertionError as exc:
+            # The core's own invariant checks (e.g. a commit index beyond the log a leader was
+            # promised) are safety violations too.
+            raise self.fail(f"core invariant broken: {exc}") from exc
         return self.steps
 
     def liveness(self) -> None:
@@ -657,9 +707,17 @@ class Sim:
         return all(any(d == v for _, d in self.nodes[n].sm) for n in members if self.nodes[n].alive)
 
 
-def run_seed(seed: int, params: SimParams | None = None) -> int:
+def run_seed(seed: int, params: SimParams | None = None, planner: Planner = plan) -> int:
     """Run one seed; returns the number of steps. Raises SafetyViolation/LivenessFailure."""
-    return Sim(seed, params).run()
+    return Sim(seed, params, planner).run()
 
 
-__all__ = ["LivenessFailure", "SafetyViolation", "Sim", "SimParams", "run_seed"]
+__all__ = [
+    "LivenessFailure",
+    "Planner",
+    "SafetyViolation",
+    "Sim",
+    "SimParams",
+    "allow_unsafe_commit_previous_term",
+    "run_seed",
+]

@@ -9,8 +9,7 @@ Safety invariants this module maintains (Raft paper §5, etcd):
   and is persisted (HardState in the Ready) before the VOTE_RESP leaves the node.
 * A vote is granted only to a candidate whose log is at least as up to date as ours.
 * A leader only commits by counting replicas of entries from its *current* term (§5.4.2); earlier
-  entries are committed indirectly. `_unsafe_commit_previous_term` disables this for tests that
-  prove the simulator detects the violation; it must never be set in production.
+  entries are committed indirectly.
 * The leader's own log only counts toward a quorum for entries the driver reported durable
   (`on_persisted`), so nothing is committed that exists in memory only.
 * Pre-vote never changes anyone's term; with check-quorum, a node that heard from a live leader
@@ -164,8 +163,6 @@ class Raft:
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
         self.randomized_election_timeout = self.election_timeout
-        #: TEST ONLY: commit by counting replicas of previous-term entries (unsafe, Figure 8).
-        self._unsafe_commit_previous_term = False
 
         hs, cs = storage.initial_state()
         self.prs.set_conf(cs, self.log.last_index())
@@ -338,13 +335,7 @@ class Raft:
         # Our own match advances in on_persisted(), once the driver made these durable.
 
     def maybe_commit(self) -> bool:
-        mci = self.prs.committed()
-        if self._unsafe_commit_previous_term:
-            if mci > self.log.committed:
-                self.log.commit_to(mci)
-                return True
-            return False
-        return self.log.maybe_commit(mci, self.term)
+        return self.log.maybe_commit(self.prs.committed(), self.term)
 
     def on_persisted(self, index: int, term: int) -> None:
         """The driver made entries up to (index, term) durable."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from raft_helpers import Cluster, make_config, make_storage
+from raft_helpers import Cluster, allow_unsafe_commit_previous_term, make_config, make_storage
 
 from aspen.raft.core import (
     Entry,
@@ -141,7 +141,7 @@ def test_unsafe_flag_really_flips_the_rule() -> None:
     st.append(_ents(1, 2))
     st.set_hard_state(HardState(term=3, commit=1))
     r = Raft(make_config(1), st)
-    r._unsafe_commit_previous_term = True
+    allow_unsafe_commit_previous_term(r)
     r.become_candidate()
     r.become_leader()
     st.append(r.log.unstable_entries())
