@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass
 
 from aspen.raft.core.types import ConfState, NodeId
 
@@ -155,12 +154,6 @@ class Progress:
         if self.state == ProgressState.REPLICATE:
             return self.inflights.full()
         return True
-
-
-@dataclass
-class _Conf:
-    voters: set[NodeId]
-    learners: set[NodeId]
 
 
 class ProgressTracker:
