@@ -1,8 +1,8 @@
 """The driver-facing API: a thread-unsafe, sans-I/O wrapper around `Raft` producing `Ready`s.
 
-Driver loop (see `Ready`): `ready()` -> persist hard state/entries/snapshot -> send messages ->
-apply snapshot and committed entries (calling `apply_conf_change` for CONF_CHANGE entries) ->
-`advance(ready)`.
+Driver loop: `ready()` -> the steps `aspen.raft.core.plan.plan` returns for it, in order (early
+sends, apply of entries committed earlier, persist, send, snapshot install, late apply; calling
+`apply_conf_change` for CONF_CHANGE entries) -> `advance(ready)`.
 
 Invariants:
 * Every message in a Ready is safe to send once that Ready's hard state and entries are durable:

@@ -165,9 +165,9 @@ class ReadState:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """One batch of work for the driver, done in this order: persist `hard_state`, `entries` and
-    `snapshot`; then send `messages`; then apply `snapshot` and `committed_entries`; then release
-    `read_states` once applied; then `advance(ready)`."""
+    """One batch of work for the driver, carried out in the order `aspen.raft.core.plan.plan`
+    gives (`messages` only after `hard_state`, `entries` and `snapshot` are durable), then
+    `advance(ready)`."""
 
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
