@@ -219,6 +219,9 @@ class Sim:
         self.next_value = 0
         self.reads: dict[bytes, int] = {}
         self.proposed: set[bytes] = set()
+        #: No crash before a write while founding members persist their bootstrap entries: those
+        #: are committed by fiat, on the assumption that every founder keeps them.
+        self.bootstrapping = True
         for nid in self.all_ids:
             disk = MemoryStorage()
             rn = self._new_rawnode(nid, 0, disk)
@@ -227,6 +230,7 @@ class Sim:
             self.nodes[nid] = SimNode(nid, disk, rn)
         for nid in self.all_ids:
             self._process(self.nodes[nid])
+        self.bootstrapping = False
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -301,7 +305,8 @@ class Sim:
                 elif isinstance(step, PersistSnapshot):
                     sn.disk.apply_snapshot(step.snapshot)
                 elif isinstance(step, Persist):
-                    if step.durable and self.rng.random() < self.p.crash_mid_fsync:
+                    crash = step.durable and not self.bootstrapping
+                    if crash and self.rng.random() < self.p.crash_mid_fsync:
                         self.crash(sn)  # killed before the fsync completed: this write is lost
                         return
                     if step.hard_state is not None:
