@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -344,6 +345,32 @@ def peek(reader: KvReader, key: str) -> LockRecord | None:
         return None
 
 
+def free_at(reader: KvReader, keys: Sequence[str], now_ms: int) -> int:
+    """When a try-acquire of `keys` can succeed if nobody else acquires or renews them: `now_ms` if it
+    can now, else the first ms after the last live holder's deadline (expiry is `now > deadline`).
+    An unreadable record also answers `now_ms`: the try itself reports it. Pure: a waiter's check."""
+    at = now_ms
+    for key in keys:
+        try:
+            record = read_record(reader, key)
+        except Rejected:
+            return now_ms
+        if record is not None and not record.is_free(now_ms):
+            at = max(at, record.deadline_ms + 1)
+    return at
+
+
+def set_blocked(reader: KvReader, keys: Sequence[str], now_ms: int) -> LockSetResult | None:
+    """The failure a lock-set try-acquire of `keys` would answer at `now_ms` because a live holder
+    blocks it (the first such key, as apply finds it), or None. Pure: nothing is written."""
+    for key in keys:
+        record = peek(reader, key)
+        if record is not None and not record.is_free(now_ms):
+            held = LockResult(False, None, record.holder_id, record.deadline_ms, _held_error(record))
+            return _set_failure(key, held)
+    return None
+
+
 LAYER: Final[Layer[LockOp, LockResult | LockSetResult]] = Layer(
     name="lock",
     ops=(LockTryAcquire, LockRelease, LockRenew, LockSetTryAcquire, LockSetRelease, LockSetRenew),
@@ -369,7 +396,9 @@ __all__ = [
     "LockSetTryAcquire",
     "LockTryAcquire",
     "check_wait",
+    "free_at",
     "peek",
     "read_record",
+    "set_blocked",
     "storage_key",
 ]
