@@ -35,7 +35,7 @@ from aspen.layers.records import dump, load
 from aspen.node.config import NodeConfig
 from aspen.node.main import TICKET_FILE, Node
 from aspen.rpc.loop import new_event_loop
-from tests.harness import wait_for
+from harness import wait_for
 
 PREFIX = "__coord:toy:"
 
