@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from aspen.api import barrier as bar
 from aspen.api import queue as que
 from aspen.api import registry as reg
-from aspen.api import semaphore as sem
+from aspen.api import semaphore as _semaphore  # noqa: F401  (declares its operations)
 from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
 from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import I64, U64
@@ -176,10 +176,6 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
-    | sem.SemaphoreAcquire
-    | sem.SemaphoreTryAcquire
-    | sem.SemaphoreRelease
-    | sem.SemaphoreStatus
     | que.QueueRequest
     | bar.BarrierRequest
     | reg.ServiceRequest
@@ -191,7 +187,6 @@ CoordinationResponse = (
     CounterResult
     | SignedCounterResult
     | SequenceResult
-    | sem.SemaphoreResult
     | que.QueueResponse
     | bar.BarrierResult
     | reg.ServiceResponse
@@ -202,7 +197,6 @@ CoordinationResponse = (
 WRITE_REQUESTS = frozenset(
     {
         *LOCK_WRITE_REQUESTS,
-        *sem.SEMAPHORE_WRITES,
         *que.QUEUE_WRITES,
         *bar.BARRIER_WRITES,
         *reg.SERVICE_WRITES,
@@ -211,7 +205,6 @@ WRITE_REQUESTS = frozenset(
 READ_REQUESTS = frozenset(
     {
         *LOCK_READ_REQUESTS,
-        *sem.SEMAPHORE_READS,
         *que.QUEUE_READS,
         *bar.BARRIER_READS,
         *reg.SERVICE_READS,

@@ -8,10 +8,11 @@ INVALID_REQUEST; the models only pin types and the u64 range.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import U64
 from aspen.api.wire import WireModel as _Model
 
@@ -20,36 +21,6 @@ Rate = Annotated[float, Field(allow_inf_nan=False)]
 
 
 # ------------------------------------------------------------------------------------------- lock --
-class LockAcquire(_Model):
-    type: Literal["LockAcquire"] = "LockAcquire"
-    key: str
-    holder_id: str
-    ttl_ms: U64
-    timeout_ms: U64
-
-
-class LockTryAcquire(_Model):
-    type: Literal["LockTryAcquire"] = "LockTryAcquire"
-    key: str
-    holder_id: str
-    ttl_ms: U64
-
-
-class LockRelease(_Model):
-    type: Literal["LockRelease"] = "LockRelease"
-    key: str
-    holder_id: str
-    fencing_token: U64
-
-
-class LockRenew(_Model):
-    type: Literal["LockRenew"] = "LockRenew"
-    key: str
-    holder_id: str
-    fencing_token: U64
-    ttl_ms: U64
-
-
 class LockResult(_Model):
     type: Literal["LockResult"] = "LockResult"
     is_success: bool
@@ -57,36 +28,6 @@ class LockResult(_Model):
     holder_id: str | None = None
     deadline_ms: U64 | None = None
     error: str | None = None
-
-
-class LockSetAcquire(_Model):
-    type: Literal["LockSetAcquire"] = "LockSetAcquire"
-    keys: list[str]
-    holder_id: str
-    ttl_ms: U64
-    timeout_ms: U64
-
-
-class LockSetTryAcquire(_Model):
-    type: Literal["LockSetTryAcquire"] = "LockSetTryAcquire"
-    keys: list[str]
-    holder_id: str
-    ttl_ms: U64
-
-
-class LockSetRelease(_Model):
-    type: Literal["LockSetRelease"] = "LockSetRelease"
-    keys: list[str]
-    holder_id: str
-    fencing_tokens: list[U64]
-
-
-class LockSetRenew(_Model):
-    type: Literal["LockSetRenew"] = "LockSetRenew"
-    keys: list[str]
-    holder_id: str
-    fencing_tokens: list[U64]
-    ttl_ms: U64
 
 
 class LockSetResult(_Model):
@@ -99,6 +40,102 @@ class LockSetResult(_Model):
     blocked_member: str | None = None
     blocked_holder: str | None = None
     error: str | None = None
+
+
+def lock_waited_out(result: Any) -> bool:
+    """The node's wait (one slice of it) ended without the lock, rwlock or tokens: the client
+    tries again with the time left."""
+    error: str | None = getattr(result, "error", None)
+    return bool(error and error.startswith("operation timed out"))
+
+
+lock = Family(
+    "lock", "Distributed locks with fencing tokens (strictly increasing per key).", "lock", LockResult
+)
+
+_KEY = Annotated[str, Arg()]
+_HOLDER = Annotated[str, Opt("--holder", "Holder id (who takes the lock).")]
+_TTL = Annotated[U64, Opt("--ttl", "Lock lifetime in ms.")]
+_TOKEN = Annotated[U64, Opt("--fencing-token", "Token from acquire.")]
+
+
+@lock.blocking("acquire", op="LockTryAcquire", again=lock_waited_out)
+class LockAcquire(_Model):
+    """Take lock KEY, waiting up to --timeout ms while another holder has it."""
+
+    type: Literal["LockAcquire"] = "LockAcquire"
+    key: _KEY
+    holder_id: _HOLDER
+    ttl_ms: _TTL
+    timeout_ms: Annotated[U64, Opt("--timeout", "How long to wait for the lock, in ms.", default=5000)]
+
+
+@lock.write("try-acquire")
+class LockTryAcquire(_Model):
+    """Take lock KEY if it is free; fail at once otherwise."""
+
+    type: Literal["LockTryAcquire"] = "LockTryAcquire"
+    key: _KEY
+    holder_id: _HOLDER
+    ttl_ms: _TTL
+
+
+@lock.write("release")
+class LockRelease(_Model):
+    """Release lock KEY held by --holder with --fencing-token."""
+
+    type: Literal["LockRelease"] = "LockRelease"
+    key: _KEY
+    holder_id: _HOLDER
+    fencing_token: _TOKEN
+
+
+@lock.write("renew")
+class LockRenew(_Model):
+    """Extend lock KEY to --ttl ms from now; the fencing token stays the same."""
+
+    type: Literal["LockRenew"] = "LockRenew"
+    key: _KEY
+    holder_id: _HOLDER
+    fencing_token: _TOKEN
+    ttl_ms: _TTL
+
+
+# Lock sets have no CLI commands: they are the client's `lock_set` handle (and its flat methods).
+@lock.blocking(
+    None, result=LockSetResult, op="LockSetTryAcquire", client="lock_set_acquire", again=lock_waited_out
+)
+class LockSetAcquire(_Model):
+    type: Literal["LockSetAcquire"] = "LockSetAcquire"
+    keys: list[str]
+    holder_id: str
+    ttl_ms: U64
+    timeout_ms: U64
+
+
+@lock.write(None, result=LockSetResult, client="lock_set_try_acquire")
+class LockSetTryAcquire(_Model):
+    type: Literal["LockSetTryAcquire"] = "LockSetTryAcquire"
+    keys: list[str]
+    holder_id: str
+    ttl_ms: U64
+
+
+@lock.write(None, result=LockSetResult, client="lock_set_release")
+class LockSetRelease(_Model):
+    type: Literal["LockSetRelease"] = "LockSetRelease"
+    keys: list[str]
+    holder_id: str
+    fencing_tokens: list[U64]
+
+
+@lock.write(None, result=LockSetResult, client="lock_set_renew")
+class LockSetRenew(_Model):
+    type: Literal["LockSetRenew"] = "LockSetRenew"
+    keys: list[str]
+    holder_id: str
+    fencing_tokens: list[U64]
+    ttl_ms: U64
 
 
 # ----------------------------------------------------------------------------------- rate limiter --
@@ -269,15 +306,7 @@ RWLOCK_RESULTS: dict[str, type[_RwLockBody]] = {
 }
 
 LockRequest = (
-    LockAcquire
-    | LockTryAcquire
-    | LockRelease
-    | LockRenew
-    | LockSetAcquire
-    | LockSetTryAcquire
-    | LockSetRelease
-    | LockSetRenew
-    | RateLimiterTryAcquire
+    RateLimiterTryAcquire
     | RateLimiterAcquire
     | RateLimiterAvailable
     | RateLimiterReset
@@ -290,19 +319,11 @@ LockRequest = (
     | RWLockDowngrade
     | RWLockStatus
 )
-LockResponse = LockResult | LockSetResult | RateLimiterResult | RwLockResponse
+LockResponse = RateLimiterResult | RwLockResponse
 
 #: Forwarded to the leader; never retried blindly (an acquire must not be applied twice).
 LOCK_WRITE_REQUESTS = frozenset(
     {
-        "LockAcquire",
-        "LockTryAcquire",
-        "LockRelease",
-        "LockRenew",
-        "LockSetAcquire",
-        "LockSetTryAcquire",
-        "LockSetRelease",
-        "LockSetRenew",
         "RateLimiterTryAcquire",
         "RateLimiterAcquire",
         "RateLimiterReset",

@@ -32,7 +32,7 @@ the declarations without loading the state machine.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,8 +49,9 @@ class Kind(enum.Enum):
     #: Ordered by the leader (followers forward it), with the leader's clock in the command; a
     #: client never retries it after an ambiguous failure.
     WRITE = "write"
-    #: A WRITE that may wait in the node (lock, semaphore, queue, barrier): the client stretches the
-    #: request's budget over the wait and re-issues it with the time left.
+    #: A WRITE that may wait in the node (lock, semaphore, queue, barrier) for up to its
+    #: `timeout_ms` field; its layer says how it waits (`aspen.layers.framework.Wait`). The client
+    #: stretches the request's budget over the wait and re-issues it with the time left (`again`).
     BLOCKING = "blocking"
 
     @property
@@ -74,6 +75,9 @@ class Opt:
     help: str | None = None
     #: The option's default when it differs from the wire field's (a CLI convenience); None = same.
     default: Any = None
+    #: Tighter bounds for the CLI than the wire type's (so click refuses them as a usage error).
+    low: int | None = None
+    high: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,9 @@ class OpSpec:
     #: The flat client method's name, or None.
     client: str | None
     cli: Verb | None
+    #: BLOCKING: whether a result says the node's wait ran out (the client then re-issues the
+    #: request with the time left of the caller's `timeout_ms`).
+    again: Callable[[Any], bool] | None = None
 
     @property
     def name(self) -> str:
@@ -149,6 +156,7 @@ def operation(
     fixed: Mapping[str, Any] | None = None,
     client: str | None = None,
     cli: Verb | None = None,
+    again: Callable[[Any], bool] | None = None,
 ) -> Any:
     """Declare the decorated request model as an operation (see the module docstring)."""
 
@@ -165,6 +173,7 @@ def operation(
             fixed=dict(fixed or {}),
             client=client,
             cli=cli,
+            again=again,
         )
         return request
 
@@ -204,6 +213,7 @@ class Family:
         printer: str | None = None,
         label: str | None = None,
         settings: Mapping[str, Any] | None = None,
+        again: Callable[[Any], bool] | None = None,
     ) -> Any:
         """Declare the decorated request; `verb` None: no CLI command. The CLI help is the
         request's docstring; the flat client method is `<group>_<verb>` unless `client` says."""
@@ -218,7 +228,14 @@ class Family:
                 cli = Verb(self.group, verb, help, printer, label, dict(settings or {}))
             method = client or (f"{self.group}_{verb.replace('-', '_')}" if verb else None)
             declare = operation(
-                kind, result=answer, layer=self.layer, layer_op=op, fixed=fixed, client=method, cli=cli
+                kind,
+                result=answer,
+                layer=self.layer,
+                layer_op=op,
+                fixed=fixed,
+                client=method,
+                cli=cli,
+                again=again,
             )
             return declare(request)  # type: ignore[no-any-return]
 

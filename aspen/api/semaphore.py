@@ -1,49 +1,16 @@
-"""Wire models of the semaphore requests (reference §4.3 97-100, §7.5). All four answer with a
-`SemaphoreResult` (the reference's `SemaphoreResultResponse`)."""
+"""Semaphores: a capacity of permits shared by holders with a TTL. The operations are declared
+here once (aspen.api.operation); all four answer with a `SemaphoreResult`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import U64, WireModel
 
-#: The error of a blocking acquire that ran out of time (the client re-issues it while time is left).
+#: The error of a blocking acquire whose wait ran out (the client re-issues it while time is left).
 ACQUIRE_TIMEOUT = "semaphore acquire timeout"
-
-
-class SemaphoreAcquire(WireModel):
-    """Blocking acquire: the node retries until the permits are acquired or `timeout_ms` passed."""
-
-    type: Literal["SemaphoreAcquire"] = "SemaphoreAcquire"
-    name: str
-    holder_id: str
-    permits: U64
-    capacity_permits: U64
-    ttl_ms: U64
-    timeout_ms: U64
-
-
-class SemaphoreTryAcquire(WireModel):
-    type: Literal["SemaphoreTryAcquire"] = "SemaphoreTryAcquire"
-    name: str
-    holder_id: str
-    permits: U64
-    capacity_permits: U64
-    ttl_ms: U64
-
-
-class SemaphoreRelease(WireModel):
-    """Release `permits` of the holder's permits (0 = all)."""
-
-    type: Literal["SemaphoreRelease"] = "SemaphoreRelease"
-    name: str
-    holder_id: str
-    permits: U64 = 0
-
-
-class SemaphoreStatus(WireModel):
-    type: Literal["SemaphoreStatus"] = "SemaphoreStatus"
-    name: str
+_U32_MAX = 2**32 - 1
 
 
 class SemaphoreResult(WireModel):
@@ -56,13 +23,70 @@ class SemaphoreResult(WireModel):
     error: str | None = None
 
 
-SEMAPHORE_WRITES = frozenset({"SemaphoreAcquire", "SemaphoreTryAcquire", "SemaphoreRelease"})
-SEMAPHORE_READS = frozenset({"SemaphoreStatus"})
+semaphore = Family(
+    "semaphore", "Counting semaphores: a capacity of permits shared by holders with a TTL.", "semaphore",
+    SemaphoreResult,
+)  # fmt: skip
+
+_NAME = Annotated[str, Arg()]
+_HOLDER = Annotated[str, Opt("--holder", "Holder id.")]
+_CAPACITY = Annotated[
+    U64, Opt("--capacity", "Total permits (fixed by the first acquirer).", low=1, high=_U32_MAX)
+]
+_PERMITS = Annotated[U64, Opt("--permits", default=1, low=1, high=_U32_MAX)]
+_TTL = Annotated[U64, Opt("--ttl", "Holder TTL in ms.", default=30_000, low=1, high=_U32_MAX)]
+
+
+@semaphore.blocking(
+    "acquire", op="SemaphoreTryAcquire", label="acquire", again=lambda r: r.error == ACQUIRE_TIMEOUT
+)
+class SemaphoreAcquire(WireModel):
+    """Acquire PERMITS of semaphore NAME, waiting up to --timeout ms.
+
+    The node waits until the permits are acquired or `timeout_ms` passed, proposing nothing while
+    no permits are free."""
+
+    type: Literal["SemaphoreAcquire"] = "SemaphoreAcquire"
+    name: _NAME
+    holder_id: _HOLDER
+    permits: _PERMITS
+    capacity_permits: _CAPACITY
+    ttl_ms: _TTL
+    timeout_ms: Annotated[U64, Opt("--timeout", "How long to wait for the permits, in ms.", default=5000)]
+
+
+@semaphore.write("try-acquire")
+class SemaphoreTryAcquire(WireModel):
+    """Acquire PERMITS of semaphore NAME if available now; exit 1 if not."""
+
+    type: Literal["SemaphoreTryAcquire"] = "SemaphoreTryAcquire"
+    name: _NAME
+    holder_id: _HOLDER
+    permits: _PERMITS
+    capacity_permits: _CAPACITY
+    ttl_ms: _TTL
+
+
+@semaphore.write("release")
+class SemaphoreRelease(WireModel):
+    """Release the holder's permits of semaphore NAME."""
+
+    type: Literal["SemaphoreRelease"] = "SemaphoreRelease"
+    name: _NAME
+    holder_id: _HOLDER
+    permits: Annotated[U64, Opt("--permits", "Permits to release (0 = all).", high=_U32_MAX)] = 0
+
+
+@semaphore.read("status")
+class SemaphoreStatus(WireModel):
+    """Print the available and total permits of semaphore NAME."""
+
+    type: Literal["SemaphoreStatus"] = "SemaphoreStatus"
+    name: _NAME
+
 
 __all__ = [
     "ACQUIRE_TIMEOUT",
-    "SEMAPHORE_READS",
-    "SEMAPHORE_WRITES",
     "SemaphoreAcquire",
     "SemaphoreRelease",
     "SemaphoreResult",

@@ -20,19 +20,19 @@ from click.shell_completion import get_completion_class
 from aspen import __version__
 from aspen.api.errors import AspenError
 from aspen.cli import counter as _counter_printers  # noqa: F401  (registers its printer)
+from aspen.cli import lock as _lock_printers  # noqa: F401
+from aspen.cli import semaphore as _semaphore_printers  # noqa: F401
 from aspen.cli.barrier import barrier_group
 from aspen.cli.blob import blob_group
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
 from aspen.cli.kv import kv_group
 from aspen.cli.lease import lease_group
-from aspen.cli.lock import lock_group
 from aspen.cli.operations import declared_groups
 from aspen.cli.output import Output, emit
 from aspen.cli.queue import queue_group
 from aspen.cli.ratelimit import ratelimit_group
 from aspen.cli.rwlock import rwlock_group
-from aspen.cli.semaphore import semaphore_group
 from aspen.cli.service import service_group
 from aspen.cli.verify import verify_group
 from aspen.rpc.ticket import TicketError
@@ -80,10 +80,8 @@ cli.add_command(cluster_group)
 cli.add_command(lease_group)
 cli.add_command(verify_group)
 cli.add_command(blob_group)
-cli.add_command(lock_group)
 cli.add_command(rwlock_group)
 cli.add_command(ratelimit_group)
-cli.add_command(semaphore_group)
 cli.add_command(queue_group)
 cli.add_command(barrier_group)
 cli.add_command(service_group)

@@ -46,6 +46,16 @@ def group_of(name: str) -> click.Group:
     return found
 
 
+#: A request's `timeout_ms` is how long a BLOCKING command waits: its `--timeout` replaces the global
+#: per-request one on that command (aspen.cli.waiting), under a name the global one does not take.
+_WAIT = "timeout_ms"
+_WAIT_DEST = "wait_ms"
+
+
+def _dest(name: str) -> str:
+    return _WAIT_DEST if name == _WAIT else name
+
+
 def _click_type(param: Param) -> tuple[Any, bool]:
     """(click type, is-a-list) of a field from its annotation and bounds."""
     hint: Any = param.info.annotation
@@ -59,6 +69,9 @@ def _click_type(param: Param) -> tuple[Any, bool]:
         # pydantic keeps `Field(ge=, le=)` as metadata objects with those attributes
         low = next((m.ge for m in param.info.metadata if hasattr(m, "ge")), None)
         high = next((m.le for m in param.info.metadata if hasattr(m, "le")), None)
+        if isinstance(param.cli, Opt):
+            low = low if param.cli.low is None else param.cli.low
+            high = high if param.cli.high is None else param.cli.high
         return click.IntRange(min=low, max=high), False
     return {str: click.STRING, bool: click.BOOL, float: click.FLOAT}.get(hint, click.STRING), False
 
@@ -76,11 +89,12 @@ def _click_param(param: Param) -> click.Parameter:
     flag = param.cli.flag or "--" + param.name.replace("_", "-")
     if ctype is click.BOOL:
         return click.Option([flag, param.name], is_flag=True, default=bool(default), help=param.cli.help)
+    dest = _dest(param.name)
     required = param.required and param.cli.default is None
     # No `default` at all for a required option: click counts an explicit None as a given value.
     extra: dict[str, Any] = {} if required else {"default": default}
     return click.Option(
-        [flag, param.name],
+        [flag, dest],
         type=ctype,
         required=required,
         multiple=many,
@@ -102,10 +116,8 @@ def _build(spec: OpSpec) -> click.Command:
         raise TypeError(f"{spec.name}: no printer {verb.printer or verb.group!r}")
 
     async def run(client: AspenClient, **values: Any) -> Output:
-        fields = {
-            p.name: list(values[p.name]) if isinstance(values[p.name], tuple) else values[p.name]
-            for p in params
-        }
+        given = {p.name: values[_dest(p.name)] for p in params}
+        fields = {n: list(v) if isinstance(v, tuple) else v for n, v in given.items()}
         request = spec.request(**fields)
         return show(request, verb.operation, await client.call(request))
 
@@ -113,6 +125,8 @@ def _build(spec: OpSpec) -> click.Command:
     cmd = command(
         group_of(verb.group), verb.name, help=verb.help, context_settings=dict(verb.context_settings)
     )(run)
+    if any(p.name == _WAIT for p in params):
+        cmd.params = [p for p in cmd.params if p.name != _WAIT]
     cmd.params.extend(_click_param(p) for p in params)
     return cmd
 

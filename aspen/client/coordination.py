@@ -20,7 +20,7 @@ from aspen.api import coordination as c
 from aspen.api.errors import AspenError
 from aspen.client.coord_barrier import BarrierMixin
 from aspen.client.coord_queue import QueueMixin
-from aspen.client.coord_semaphore import SemaphoreMixin
+from aspen.client.coord_semaphore import SemaphoreHandles
 from aspen.client.coord_service import ServiceRegistryMixin
 
 
@@ -35,7 +35,7 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
 
 
 class CoordinationMixin(
-    SemaphoreMixin,
+    SemaphoreHandles,
     QueueMixin,
     BarrierMixin,
     ServiceRegistryMixin,

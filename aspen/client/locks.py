@@ -32,6 +32,7 @@ from aspen.api import locks as w
 from aspen.api.errors import ErrorCode, OutcomeUnknownError
 from aspen.client.coord_wait import call_waiting
 from aspen.client.coordination import CoordinationError
+from aspen.client.operations import OperationCalls
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -57,7 +58,7 @@ class LockTimeout(LockNotAcquired):
 def _not_acquired(result: Any, default: str) -> LockNotAcquired:
     """The error for a failed acquisition: `LockTimeout` when the node's wait ran out."""
     error: str | None = getattr(result, "error", None)
-    return (LockTimeout if _waited_out(result) else LockNotAcquired)(error or default)
+    return (LockTimeout if w.lock_waited_out(result) else LockNotAcquired)(error or default)
 
 
 def new_holder_id() -> str:
@@ -73,14 +74,9 @@ def check_rate(rate: float) -> float:
     return value
 
 
-def _waited_out(result: Any) -> bool:
-    """The node's wait (one slice of it) ended without the lock or tokens: try again."""
-    error: str | None = getattr(result, "error", None)
-    return bool(error and error.startswith("operation timed out"))
-
-
-class LockMixin:
-    """Flat lock-family methods; `AspenClient` provides `request`, `_call` and `timeout`."""
+class LockMixin(OperationCalls):
+    """Lock handles and flat rwlock and rate-limiter methods (the lock and lock-set flat methods
+    are derived from their declarations); `AspenClient` provides `request`, `_call` and `timeout`."""
 
     if TYPE_CHECKING:
         timeout: float
@@ -92,28 +88,6 @@ class LockMixin:
         async def get(self, key: str, *, stale: bool = False) -> bytes | None: ...
 
     # ------------------------------------------------------------------------------------ lock --
-    async def lock_acquire(
-        self, key: str, holder_id: str, ttl_ms: int, timeout_ms: int = DEFAULT_WAIT_MS
-    ) -> w.LockResult:
-        """Wait up to `timeout_ms` for the lock; the result carries the fencing token."""
-
-        def make(chunk: int) -> w.LockAcquire:
-            return w.LockAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
-
-        return await call_waiting(self, make, w.LockResult, timeout_ms, _waited_out)
-
-    async def lock_try_acquire(self, key: str, holder_id: str, ttl_ms: int) -> w.LockResult:
-        request = w.LockTryAcquire(key=key, holder_id=holder_id, ttl_ms=ttl_ms)
-        return await self._call(request, w.LockResult)
-
-    async def lock_release(self, key: str, holder_id: str, fencing_token: int) -> w.LockResult:
-        request = w.LockRelease(key=key, holder_id=holder_id, fencing_token=fencing_token)
-        return await self._call(request, w.LockResult)
-
-    async def lock_renew(self, key: str, holder_id: str, fencing_token: int, ttl_ms: int) -> w.LockResult:
-        request = w.LockRenew(key=key, holder_id=holder_id, fencing_token=fencing_token, ttl_ms=ttl_ms)
-        return await self._call(request, w.LockResult)
-
     def lock(
         self,
         key: str,
@@ -125,32 +99,6 @@ class LockMixin:
         return Lock(self, key, ttl_ms=ttl_ms, holder_id=holder_id, timeout_ms=timeout_ms)
 
     # -------------------------------------------------------------------------------- lock set --
-    async def lock_set_acquire(
-        self, keys: Sequence[str], holder_id: str, ttl_ms: int, timeout_ms: int = DEFAULT_WAIT_MS
-    ) -> w.LockSetResult:
-        def make(chunk: int) -> w.LockSetAcquire:
-            return w.LockSetAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
-
-        return await call_waiting(self, make, w.LockSetResult, timeout_ms, _waited_out)
-
-    async def lock_set_try_acquire(self, keys: Sequence[str], holder_id: str, ttl_ms: int) -> w.LockSetResult:
-        request = w.LockSetTryAcquire(keys=list(keys), holder_id=holder_id, ttl_ms=ttl_ms)
-        return await self._call(request, w.LockSetResult)
-
-    async def lock_set_release(
-        self, keys: Sequence[str], holder_id: str, fencing_tokens: Sequence[int]
-    ) -> w.LockSetResult:
-        request = w.LockSetRelease(keys=list(keys), holder_id=holder_id, fencing_tokens=list(fencing_tokens))
-        return await self._call(request, w.LockSetResult)
-
-    async def lock_set_renew(
-        self, keys: Sequence[str], holder_id: str, fencing_tokens: Sequence[int], ttl_ms: int
-    ) -> w.LockSetResult:
-        request = w.LockSetRenew(
-            keys=list(keys), holder_id=holder_id, fencing_tokens=list(fencing_tokens), ttl_ms=ttl_ms
-        )
-        return await self._call(request, w.LockSetResult)
-
     def lock_set(
         self,
         keys: Sequence[str],
@@ -180,7 +128,7 @@ class LockMixin:
                 key=key, tokens=tokens, capacity=capacity, refill_rate=refill_rate, timeout_ms=chunk
             )
 
-        return await call_waiting(self, make, w.RateLimiterResult, timeout_ms, _waited_out)
+        return await call_waiting(self, make, w.RateLimiterResult, timeout_ms, w.lock_waited_out)
 
     async def rate_limiter_available(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
         request = w.RateLimiterAvailable(key=key, capacity=capacity, refill_rate=check_rate(rate))
@@ -200,7 +148,7 @@ class LockMixin:
         def make(chunk: int) -> w.RWLockAcquireRead:
             return w.RWLockAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await call_waiting(self, make, w.RWLockAcquireReadResult, timeout_ms, _waited_out)
+        return await call_waiting(self, make, w.RWLockAcquireReadResult, timeout_ms, w.lock_waited_out)
 
     async def rwlock_try_read(
         self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
@@ -214,7 +162,7 @@ class LockMixin:
         def make(chunk: int) -> w.RWLockAcquireWrite:
             return w.RWLockAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
 
-        return await call_waiting(self, make, w.RWLockAcquireWriteResult, timeout_ms, _waited_out)
+        return await call_waiting(self, make, w.RWLockAcquireWriteResult, timeout_ms, w.lock_waited_out)
 
     async def rwlock_try_write(
         self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
@@ -283,7 +231,9 @@ class Lock:
             raise CoordinationError(f"lock '{self.key}' is already held by this handle (not re-entrant)")
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
         try:
-            res = await self._client.lock_acquire(self.key, self.holder_id, self.ttl_ms, wait)
+            res = await self._client.call(
+                w.LockAcquire(key=self.key, holder_id=self.holder_id, ttl_ms=self.ttl_ms, timeout_ms=wait)
+            )
         except OutcomeUnknownError:
             # The acquire may have been applied (the leader failed after commit): look it up. If it
             # is not visible yet but commits later, the lock stays unused until its TTL runs out.
@@ -295,7 +245,9 @@ class Lock:
 
     async def try_acquire(self) -> int | None:
         """The fencing token if the lock was free, else None (raises on a rejected request)."""
-        res = await self._client.lock_try_acquire(self.key, self.holder_id, self.ttl_ms)
+        res = await self._client.call(
+            w.LockTryAcquire(key=self.key, holder_id=self.holder_id, ttl_ms=self.ttl_ms)
+        )
         if not res.is_success and res.holder_id is not None:
             return None
         return self._took(res)
@@ -329,17 +281,24 @@ class Lock:
         """Extend the lock by `ttl_ms` from now (leader's clock); returns the new deadline (Unix ms)."""
         if self.token is None:
             raise CoordinationError("lock not held")
-        res = await self._client.lock_renew(self.key, self.holder_id, self.token, ttl_ms or self.ttl_ms)
+        res = await self._client.call(
+            w.LockRenew(
+                key=self.key, holder_id=self.holder_id, fencing_token=self.token, ttl_ms=ttl_ms or self.ttl_ms
+            )
+        )
         if not res.is_success or res.deadline_ms is None:
             raise CoordinationError(res.error or "renew failed")
-        self.deadline_ms = res.deadline_ms
-        return res.deadline_ms
+        deadline: int = res.deadline_ms
+        self.deadline_ms = deadline
+        return deadline
 
     async def release(self) -> None:
         if self.token is None:
             return
         token, self.token, self.deadline_ms = self.token, None, None
-        res = await self._client.lock_release(self.key, self.holder_id, token)
+        res = await self._client.call(
+            w.LockRelease(key=self.key, holder_id=self.holder_id, fencing_token=token)
+        )
         if not res.is_success:
             raise CoordinationError(res.error or "release failed")
 
@@ -374,10 +333,18 @@ class LockSet:
 
     async def acquire(self, timeout_ms: int | None = None) -> list[int]:
         wait = self.timeout_ms if timeout_ms is None else timeout_ms
-        return self._took(await self._client.lock_set_acquire(self.keys, self.holder_id, self.ttl_ms, wait))
+        return self._took(
+            await self._client.call(
+                w.LockSetAcquire(
+                    keys=self.keys, holder_id=self.holder_id, ttl_ms=self.ttl_ms, timeout_ms=wait
+                )
+            )
+        )
 
     async def try_acquire(self) -> list[int] | None:
-        res = await self._client.lock_set_try_acquire(self.keys, self.holder_id, self.ttl_ms)
+        res = await self._client.call(
+            w.LockSetTryAcquire(keys=self.keys, holder_id=self.holder_id, ttl_ms=self.ttl_ms)
+        )
         if not res.is_success and res.blocked_member is not None:
             return None
         return self._took(res)
@@ -385,16 +352,26 @@ class LockSet:
     async def renew(self, ttl_ms: int | None = None) -> int:
         if self.tokens is None:
             raise CoordinationError("lock set not held")
-        res = await self._client.lock_set_renew(self.keys, self.holder_id, self.tokens, ttl_ms or self.ttl_ms)
+        res = await self._client.call(
+            w.LockSetRenew(
+                keys=self.keys,
+                holder_id=self.holder_id,
+                fencing_tokens=self.tokens,
+                ttl_ms=ttl_ms or self.ttl_ms,
+            )
+        )
         if not res.is_success or res.deadline_ms is None:
             raise CoordinationError(res.error or "renew failed")
-        return res.deadline_ms
+        deadline: int = res.deadline_ms
+        return deadline
 
     async def release(self) -> None:
         if self.tokens is None:
             return
         tokens, self.tokens = self.tokens, None
-        res = await self._client.lock_set_release(self.keys, self.holder_id, tokens)
+        res = await self._client.call(
+            w.LockSetRelease(keys=self.keys, holder_id=self.holder_id, fencing_tokens=tokens)
+        )
         if not res.is_success:
             raise CoordinationError(res.error or "release failed")
 

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
-from aspen.api.operation import OPERATIONS, OpSpec
+from aspen.api.operation import OPERATIONS, Kind, OpSpec
+from aspen.client.coord_wait import call_waiting
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
@@ -53,6 +54,15 @@ class OperationCalls:
         """Send a declared request; its declared result (a non-error response of another type is the
         node's fault: `ServiceUnavailableError`)."""
         spec = OPERATIONS.get(request.type)
+        if spec is not None and spec.kind is Kind.BLOCKING:
+            # The node waits at most one slice per request: re-issue with the time left.
+            return await call_waiting(
+                self,  # type: ignore[arg-type]
+                lambda left_ms: request.model_copy(update={"timeout_ms": left_ms}),
+                spec.result,
+                request.timeout_ms,
+                spec.again or (lambda result: False),
+            )
         response = await self.request(request)
         if spec is not None and not isinstance(response, spec.result):
             raise ServiceUnavailableError(f"unexpected response {response.type} to {request.type}")

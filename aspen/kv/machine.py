@@ -115,7 +115,7 @@ _LEASE: Final = 4
 class KvStateMachine:
     """The KV map plus the index of the last applied log entry."""
 
-    __slots__ = ("_applied_index", "_data", "_layers", "_leases")
+    __slots__ = ("_applied_index", "_data", "_layers", "_leases", "on_change")
 
     def __init__(self, layers: Mapping[str, LayerApplier] | None = None) -> None:
         # SortedDict[str, _Row]: dict lookups for point access, an ordered key list for scans.
@@ -124,6 +124,10 @@ class KvStateMachine:
         #: Coordination layers by name (see aspen.kv.layer); injected so kv never imports layers.
         self._layers: Mapping[str, LayerApplier] = layers or {}
         self._leases = LeaseTable()
+        #: Told the key of every applied put or delete (None: the whole state was replaced), so the
+        #: node can wake what waits on a key instead of polling it. Set only while something waits:
+        #: the apply path pays one attribute test otherwise. It must not touch the machine.
+        self.on_change: Callable[[str | None], None] | None = None
 
     # ----------------------------------------------------------------------------------------------
     # Introspection
@@ -221,6 +225,8 @@ class KvStateMachine:
                 self._leases.detach(key, old[_LEASE])
         if lease_id is not None:
             self._leases.attach(key, lease_id)
+        if self.on_change is not None:
+            self.on_change(key)
 
     def _remove(self, key: str) -> bool:
         """Delete `key` (detaching it from its lease); False if it was absent."""
@@ -229,6 +235,8 @@ class KvStateMachine:
             return False
         if row[_LEASE] is not None:
             self._leases.detach(key, row[_LEASE])
+        if self.on_change is not None:
+            self.on_change(key)
         return True
 
     def _apply_ops(self, index: int, ops: tuple[BatchOp, ...]) -> None:
@@ -356,6 +364,8 @@ class KvStateMachine:
         data = self._data
         for key in keys:
             del data[key]
+            if self.on_change is not None:
+                self.on_change(key)
         return len(keys)
 
     def _apply_lease_revoke(self, index: int, cmd: LeaseRevoke) -> LeaseRevokeResult:
@@ -552,6 +562,8 @@ class KvStateMachine:
         """Replace the whole state with a snapshot. Raises `ValueError` if `data` is not a valid
         snapshot; the current state is untouched in that case (everything is decoded first)."""
         self._data, self._applied_index, self._leases = _decode_snapshot(data)
+        if self.on_change is not None:
+            self.on_change(None)
 
     @classmethod
     def from_snapshot(cls, data: bytes, layers: Mapping[str, LayerApplier] | None = None) -> KvStateMachine:

@@ -94,6 +94,28 @@ def check_user_key(prefix: str, key: object) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why a blocking op cannot succeed now, as the applied state shows it: the node waits (without
+    proposing) until one of `keys` changes, or until `ready_at_ms` when time alone unblocks it (a
+    holder's expiry); `timed_out` is the layer result to answer if the wait runs out first."""
+
+    keys: tuple[str, ...]
+    timed_out: Any
+    ready_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """How a BLOCKING operation (aspen.api.operation) waits on its layer op: `blocked(reader,
+    now_ms, op)` is a pure check of the applied state (None: an attempt may succeed now, or fails
+    for a reason waiting cannot cure, so propose it); `check_timeout(timeout_ms)` refuses a wait the
+    layer does not allow (an error message, or None)."""
+
+    blocked: Callable[[Any, int, Any], Blocked | None]
+    check_timeout: Callable[[int], str | None] = lambda timeout_ms: None
+
+
+@dataclass(frozen=True, slots=True)
 class Layer(Generic[OpT, ResultT]):
     name: str
     ops: tuple[type[OpT], ...]
@@ -105,6 +127,8 @@ class Layer(Generic[OpT, ResultT]):
     #: Read-only queries by the name a READ operation declares (aspen.api.operation):
     #: `query(reader, now_ms, **request_fields) -> result`, pure like `apply`.
     queries: Mapping[str, Callable[..., ResultT]] = field(default_factory=dict)
+    #: How a BLOCKING operation waits, by the name of the op it proposes (see `Wait`).
+    waits: Mapping[str, Wait] = field(default_factory=dict)
 
     def command(self, op: OpT, now_ms: int) -> LayerCommand:
         """The log command for `op`, stamped with the proposer's clock."""
@@ -137,4 +161,4 @@ class Layer(Generic[OpT, ResultT]):
             return self.rejected(f"{self.name} {cmd.op} failed on the stored data ({type(err).__name__})")
 
 
-__all__ = ["Layer", "Op", "check_user_key", "decode_op", "encode_op"]
+__all__ = ["Blocked", "Layer", "Op", "Wait", "check_user_key", "decode_op", "encode_op"]

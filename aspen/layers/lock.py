@@ -21,6 +21,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from typing import Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
 from aspen.kv.records import parse_record
-from aspen.layers.framework import Layer, check_user_key
+from aspen.layers.framework import Blocked, Layer, Wait, check_user_key
 
 PREFIX: Final = "__coord:lock:"
 U64_MAX: Final = 2**64 - 1
@@ -326,7 +327,8 @@ def apply(txn: KvTxn, op: LockOp, now_ms: int) -> LockResult | LockSetResult:
     if isinstance(op, LockTryAcquire):
         return _try_acquire(txn, op.key, op.holder_id, op.ttl_ms, now_ms)
     if isinstance(op, LockRelease):
-        return _release(txn, op.key, op.holder_id, op.fencing_token)
+        # A release answers `fencing_token: null` (the original's shape); a set release keeps them.
+        return dataclasses.replace(_release(txn, op.key, op.holder_id, op.fencing_token), fencing_token=None)
     if isinstance(op, LockRenew):
         return _renew(txn, op.key, op.holder_id, op.fencing_token, op.ttl_ms, now_ms)
     return _apply_set(txn, op, now_ms)
@@ -371,12 +373,38 @@ def set_blocked(reader: KvReader, keys: Sequence[str], now_ms: int) -> LockSetRe
     return None
 
 
+def timed_out(key: str) -> str:
+    return f"operation timed out: lock acquisition for '{storage_key(key)}'"
+
+
+def acquire_blocked(reader: KvReader, now_ms: int, op: LockTryAcquire) -> Blocked | None:
+    """Blocked while a live holder (any, the caller too: locks are not re-entrant) has the lock."""
+    record = peek(reader, op.key)
+    if record is None or record.is_free(now_ms):
+        return None
+    out = LockResult(False, None, record.holder_id, record.deadline_ms, timed_out(op.key))
+    return Blocked((storage_key(op.key),), out, record.deadline_ms + 1)
+
+
+def set_acquire_blocked(reader: KvReader, now_ms: int, op: LockSetTryAcquire) -> Blocked | None:
+    """Blocked while a live holder has a member; the timed-out answer names the blocking member."""
+    failure = set_blocked(reader, op.keys, now_ms)
+    if failure is None:
+        return None
+    out = dataclasses.replace(failure, error=f"operation timed out: lock set acquisition ({failure.error})")
+    return Blocked(tuple(map(storage_key, op.keys)), out, free_at(reader, op.keys, now_ms))
+
+
 LAYER: Final[Layer[LockOp, LockResult | LockSetResult]] = Layer(
     name="lock",
     ops=(LockTryAcquire, LockRelease, LockRenew, LockSetTryAcquire, LockSetRelease, LockSetRenew),
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    waits={
+        "LockTryAcquire": Wait(acquire_blocked, check_wait),
+        "LockSetTryAcquire": Wait(set_acquire_blocked, check_wait),
+    },
 )
 
 __all__ = [

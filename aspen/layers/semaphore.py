@@ -13,7 +13,9 @@ Invariants:
   available; if not, nothing is written and `retry_after_ms` says when the earliest holder expires.
 - release(permits=0) releases all of the holder's permits; releasing fewer keeps the holder with
   the rest; releasing for an unknown holder is a no-op success (release is safe to repeat).
-- Blocking acquire is a loop of try-acquires in the node (aspen.node.coord_semaphore), never here.
+- Blocking acquire waits in the node, never here: `acquire_blocked` tells it, from the applied
+  state, whether a try-acquire can succeed now (else it waits for the record to change or the
+  earliest holder to expire, proposing nothing meanwhile).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
-from aspen.layers.framework import Layer, check_user_key
+from aspen.layers.framework import Blocked, Layer, Wait, check_user_key
 from aspen.layers.records import check_id, check_range, dump, load
 
 PREFIX: Final = "__coord:sem:"
@@ -40,14 +42,14 @@ class SemaphoreTryAcquire:
     name: str
     holder_id: str
     permits: int
-    capacity: int
+    capacity_permits: int
     ttl_ms: int
 
     def check(self) -> str | None:
         return (
             check_user_key(PREFIX, self.name)
             or check_id("holder id", self.holder_id)
-            or check_range("capacity", self.capacity, 1, MAX_CAPACITY)
+            or check_range("capacity", self.capacity_permits, 1, MAX_CAPACITY)
             or check_range("permits", self.permits, 1, MAX_CAPACITY)
             or check_range("ttl_ms", self.ttl_ms, 1, MAX_TTL_MS)
         )
@@ -77,7 +79,7 @@ class SemaphoreResult:
     is_success: bool
     permits_acquired: int | None = None
     available: int | None = None
-    capacity: int | None = None
+    capacity_permits: int | None = None
     retry_after_ms: int | None = None
     error: str | None = None
 
@@ -126,7 +128,7 @@ def _retry_after(state: _State, now_ms: int) -> int:
 
 
 def _try_acquire(txn: KvTxn, op: SemaphoreTryAcquire, now_ms: int) -> SemaphoreResult:
-    state = _read(txn, op.name, now_ms) or _State(op.capacity, {})
+    state = _read(txn, op.name, now_ms) or _State(op.capacity_permits, {})
     deadline = now_ms + op.ttl_ms
     held = state.holders.get(op.holder_id)
     if held is not None:
@@ -196,15 +198,38 @@ def rejected(message: str) -> SemaphoreResult:
     return SemaphoreResult(False, error=message)
 
 
+#: The error of a blocking acquire whose wait ran out (the client re-issues it while time is left).
+ACQUIRE_TIMEOUT: Final = "semaphore acquire timeout"
+
+
+def acquire_blocked(reader: KvReader, now_ms: int, op: SemaphoreTryAcquire) -> Blocked | None:
+    """Blocked while the live holders leave fewer than `op.permits` available (a holder that is
+    already in, a corrupt record or more permits than the capacity are for the try to answer)."""
+    try:
+        state = _read(reader, op.name, now_ms)
+    except Rejected:
+        return None
+    if state is None or op.holder_id in state.holders or op.permits > state.capacity:
+        return None
+    if op.permits <= state.available:
+        return None
+    retry = _retry_after(state, now_ms)
+    timed_out = SemaphoreResult(False, 0, state.available, state.capacity, retry, ACQUIRE_TIMEOUT)
+    return Blocked((storage_key(op.name),), timed_out, now_ms + retry)
+
+
 LAYER: Final[Layer[SemaphoreOp, SemaphoreResult]] = Layer(
     name="semaphore",
     ops=(SemaphoreTryAcquire, SemaphoreRelease),
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    queries={"SemaphoreStatus": lambda reader, now_ms, name: status(reader, name, now_ms)},
+    waits={"SemaphoreTryAcquire": Wait(acquire_blocked)},
 )
 
 __all__ = [
+    "ACQUIRE_TIMEOUT",
     "LAYER",
     "MAX_HOLDERS",
     "PREFIX",
@@ -212,6 +237,7 @@ __all__ = [
     "SemaphoreRelease",
     "SemaphoreResult",
     "SemaphoreTryAcquire",
+    "acquire_blocked",
     "status",
     "storage_key",
 ]

@@ -16,7 +16,6 @@ from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers.framework import Layer, Op
 from aspen.node.coord_barrier import BarrierHandlers
 from aspen.node.coord_queue import QueueHandlers
-from aspen.node.coord_semaphore import SemaphoreHandlers
 from aspen.node.coord_service import ServiceHandlers
 from aspen.node.coord_wait import now_ms
 from aspen.node.locks import LockHandlers
@@ -39,7 +38,6 @@ class CoordinationHandlers(LockHandlers):
     def handlers(self) -> dict[str, Handler]:
         return {
             **self.lock_handlers(),
-            **SemaphoreHandlers(self).handlers(),
             **QueueHandlers(self).handlers(),
             **BarrierHandlers(self).handlers(),
             **ServiceHandlers(self).handlers(),

@@ -5,6 +5,11 @@ layer does is derived from its declaration, so a new primitive needs no handler 
   same field names, which the `Proposer` checks, stamps with the leader's clock and proposes.
 - READ: after a read barrier (none when the request asks for `stale`), the layer's query of that
   name runs over the applied state with the node's clock.
+- BLOCKING: the op is proposed only when the layer's `Wait.blocked` check of the applied state
+  says an attempt may succeed; otherwise the handler parks in the `Waiter` on the keys that block
+  it (and until time alone unblocks it), so a waiting request adds no log entries. At the
+  request's `timeout_ms` (capped at `MAX_WAIT_PER_REQUEST_MS`: the client re-issues longer waits)
+  it answers the layer's timed-out result.
 - Either way the layer's result becomes the declared result model, field by field.
 
 Forwarding follows from the kind too: `NodeService` relays every WRITE and BLOCKING request to the
@@ -14,13 +19,14 @@ leader, so a write handler here always runs on the leader.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aspen.api.errors import InternalError
-from aspen.api.operation import OPERATIONS, OpSpec
-from aspen.api.wire import WireModel
-from aspen.layers.framework import Layer
+from aspen.api.operation import OPERATIONS, Kind, OpSpec
+from aspen.api.wire import MAX_WAIT_PER_REQUEST_MS, WireModel
+from aspen.layers.framework import Layer, Wait
 from aspen.node.proposer import Proposer
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -47,17 +53,71 @@ def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
     return {**args, **spec.fixed}
 
 
-def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> Handler:
+def _op_builder(spec: OpSpec, layer: Layer[Any, Any]) -> Callable[[dict[str, Any]], Any]:
+    """The layer op of the request's arguments (by field name; the rest, e.g. a wait's
+    `timeout_ms`, is not part of the op)."""
     op_type = next((t for t in layer.ops if t.__name__ == spec.layer_op), None)
     if op_type is None:
         raise TypeError(f"{spec.name}: layer {layer.name!r} has no operation {spec.layer_op!r}")
     fields = [f.name for f in dataclasses.fields(op_type)]
 
+    def build(args: dict[str, Any]) -> Any:
+        # Layer ops hold tuples, never lists (they are encoded positionally into the log).
+        return op_type(**{f: tuple(args[f]) if isinstance(args[f], list) else args[f] for f in fields})
+
+    return build
+
+
+def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> Handler:
+    build = _op_builder(spec, layer)
+
+    async def handle(request: WireModel) -> WireModel:
+        return wire_result(spec, await proposer.propose_op(layer, build(_request_args(spec, request))))
+
+    return handle
+
+
+#: Attempts in a row that fail although the state shows nothing blocking them (another request
+#: freed and retook the keys in between, or a failure waiting cannot cure) before the failure is
+#: the answer.
+_UNBLOCKED_FAILURES = 2
+
+
+def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> Handler:
+    build = _op_builder(spec, layer)
+    wait: Wait | None = layer.waits.get(spec.layer_op)
+    if wait is None:
+        raise TypeError(f"{spec.name}: layer {layer.name!r} has no wait for {spec.layer_op!r}")
+
     async def handle(request: WireModel) -> WireModel:
         args = _request_args(spec, request)
-        # Layer ops hold tuples, never lists (they are encoded positionally into the log).
-        op = op_type(**{f: tuple(args[f]) if isinstance(args[f], list) else args[f] for f in fields})
-        return wire_result(spec, await proposer.propose_op(layer, op))
+        timeout_ms: int = args["timeout_ms"]
+        op = build(args)
+        error = wait.check_timeout(timeout_ms) or op.check()
+        if error is not None:
+            return wire_result(spec, layer.rejected(error))
+        deadline = time.monotonic() + min(timeout_ms, MAX_WAIT_PER_REQUEST_MS) / 1000
+        failures = 0
+        while True:
+            blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
+            if blocked is None:
+                result = await proposer.propose_op(layer, op)
+                if result.is_success:
+                    return wire_result(spec, result)
+                blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
+                if blocked is None:
+                    failures += 1
+                    if failures >= _UNBLOCKED_FAILURES:
+                        return wire_result(spec, result)
+                    continue
+            failures = 0
+            now = time.monotonic()
+            if now >= deadline:
+                return wire_result(spec, blocked.timed_out)
+            until = deadline
+            if blocked.ready_at_ms is not None:
+                until = min(until, now + max(1, blocked.ready_at_ms - proposer.now_ms()) / 1000)
+            await proposer.waiter.wait(blocked.keys, until)
 
     return handle
 
@@ -95,8 +155,8 @@ class Dispatch:
         layer = self._layers.get(spec.layer)
         if layer is None:
             raise InternalError(f"{name}: this node has no layer {spec.layer!r}")
-        build = _read_handler if spec.kind.is_read else _write_handler
-        found = self._built[name] = build(self._proposer, spec, layer)
+        build = {Kind.READ: _read_handler, Kind.WRITE: _write_handler, Kind.BLOCKING: _blocking_handler}
+        found = self._built[name] = build[spec.kind](self._proposer, spec, layer)
         return found
 
 

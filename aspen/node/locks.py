@@ -1,7 +1,8 @@
-"""Dispatch of the lock, lock-set, rwlock and rate-limiter requests (mixed into
-`CoordinationHandlers`): wire request → layer op → one proposal → wire result.
+"""Dispatch of the rwlock and rate-limiter requests (mixed into `CoordinationHandlers`): wire
+request → layer op → one proposal → wire result. (Locks and lock sets are declared operations:
+aspen.api.locks, aspen.node.dispatch.)
 
-Blocking requests (lock/lock-set acquire, rwlock read/write, rate-limiter acquire) are loops *here*,
+Blocking requests (rwlock read/write, rate-limiter acquire) are loops *here*,
 on the leader, over the layers' non-blocking ops, bounded by the request's `timeout_ms` (≤ 300 s)
 and by an iteration cap. Between attempts a waiter looks at the leader's local state (a hint, never
 a decision: only an applied command decides) so that it proposes only when an attempt can succeed,
@@ -34,10 +35,6 @@ _POLL_CAP_S = 0.05
 _MAX_POLLS = 100_000
 
 
-def _timed_out(key: str) -> str:
-    return f"operation timed out: lock acquisition for '{lock.storage_key(key)}'"
-
-
 class _Waiter:
     """Deadline and back-off of one blocking request."""
 
@@ -58,21 +55,8 @@ class _Waiter:
         self._pause = min(_POLL_CAP_S, self._pause * 2)
 
 
-def _lock_result(res: lock.LockResult | lock.LockSetResult) -> w.LockResult:
-    if isinstance(res, lock.LockSetResult):  # cannot happen for single-key ops; keep the type honest
-        return w.LockResult(is_success=False, error=res.error)
-    return w.LockResult(**dataclasses.asdict(res))
-
-
-def _set_result(res: lock.LockResult | lock.LockSetResult) -> w.LockSetResult:
-    if isinstance(res, lock.LockResult):  # the op was rejected before it ran
-        return w.LockSetResult(is_success=False, error=res.error)
-    tokens = None if res.fencing_tokens is None else list(res.fencing_tokens)
-    return w.LockSetResult(**{**dataclasses.asdict(res), "fencing_tokens": tokens})
-
-
 class LockHandlers:
-    """Handlers of the lock-family requests; `CoordinationHandlers` provides the proposer."""
+    """Handlers of the rwlock and rate-limiter requests; `CoordinationHandlers` provides the proposer."""
 
     if TYPE_CHECKING:
         _barrier: Callable[[bool], Awaitable[None]]
@@ -83,97 +67,12 @@ class LockHandlers:
 
     def lock_handlers(self) -> dict[str, Handler]:
         return {
-            "LockAcquire": self._lock_acquire,
-            "LockTryAcquire": self._lock_try_acquire,
-            "LockRelease": self._lock_release,
-            "LockRenew": self._lock_renew,
-            "LockSetAcquire": self._lock_set_acquire,
-            "LockSetTryAcquire": self._lock_set_try_acquire,
-            "LockSetRelease": self._lock_set_release,
-            "LockSetRenew": self._lock_set_renew,
             "RateLimiterTryAcquire": self._rate_try_acquire,
             "RateLimiterAcquire": self._rate_acquire,
             "RateLimiterAvailable": self._rate_available,
             "RateLimiterReset": self._rate_reset,
             **{name: self._rwlock for name in w.RWLOCK_RESULTS},
         }
-
-    # ------------------------------------------------------------------------------------ lock --
-    async def _try_lock(self, key: str, holder_id: str, ttl_ms: int) -> lock.LockResult:
-        op = lock.LockTryAcquire(key, holder_id, ttl_ms)
-        res: lock.LockResult = await self._propose(lock.LAYER, op, len(key) + len(holder_id))
-        return res
-
-    async def _lock_try_acquire(self, req: w.LockTryAcquire) -> w.LockResult:
-        return _lock_result(await self._try_lock(req.key, req.holder_id, req.ttl_ms))
-
-    async def _lock_acquire(self, req: w.LockAcquire) -> w.LockResult:
-        error = lock.check_wait(req.timeout_ms)
-        if error is not None:
-            return w.LockResult(is_success=False, error=error)
-        waiter = _Waiter(req.timeout_ms)
-        last: lock.LockResult | None = None
-        while True:
-            hint = lock.peek(self._view(), req.key)
-            if last is None or hint is None or hint.is_free(now_ms()):
-                last = await self._try_lock(req.key, req.holder_id, req.ttl_ms)
-                # Success, or a rejection (bad input, corrupt record: no holder named) ends the wait.
-                if last.is_success or last.holder_id is None:
-                    return _lock_result(last)
-            if waiter.expired():
-                return w.LockResult(
-                    is_success=False,
-                    holder_id=last.holder_id,
-                    deadline_ms=last.deadline_ms,
-                    error=_timed_out(req.key),
-                )
-            await waiter.pause()
-
-    async def _lock_release(self, req: w.LockRelease) -> w.LockResult:
-        op = lock.LockRelease(req.key, req.holder_id, req.fencing_token)
-        res: lock.LockResult = await self._propose(lock.LAYER, op, len(req.key) + len(req.holder_id))
-        # Reference §6.5: a release answers `fencing_token: null`.
-        return _lock_result(dataclasses.replace(res, fencing_token=None))
-
-    async def _lock_renew(self, req: w.LockRenew) -> w.LockResult:
-        op = lock.LockRenew(req.key, req.holder_id, req.fencing_token, req.ttl_ms)
-        return _lock_result(await self._propose(lock.LAYER, op, len(req.key) + len(req.holder_id)))
-
-    # -------------------------------------------------------------------------------- lock set --
-    async def _try_lock_set(self, keys: list[str], holder_id: str, ttl_ms: int) -> w.LockSetResult:
-        op = lock.LockSetTryAcquire(tuple(keys), holder_id, ttl_ms)
-        size = sum(map(len, keys)) + len(holder_id)
-        return _set_result(await self._propose(lock.LAYER, op, size))
-
-    async def _lock_set_try_acquire(self, req: w.LockSetTryAcquire) -> w.LockSetResult:
-        return await self._try_lock_set(req.keys, req.holder_id, req.ttl_ms)
-
-    async def _lock_set_acquire(self, req: w.LockSetAcquire) -> w.LockSetResult:
-        error = lock.check_wait(req.timeout_ms)
-        if error is not None:
-            return w.LockSetResult(is_success=False, error=error)
-        waiter = _Waiter(req.timeout_ms)
-        last: w.LockSetResult | None = None
-        while True:
-            now = now_ms()
-            hints = [lock.peek(self._view(), k) for k in req.keys]
-            if last is None or all(h is None or h.is_free(now) for h in hints):
-                last = await self._try_lock_set(req.keys, req.holder_id, req.ttl_ms)
-                if last.is_success or last.blocked_member is None:
-                    return last
-            if waiter.expired():
-                return last.model_copy(
-                    update={"error": f"operation timed out: lock set acquisition ({last.error})"}
-                )
-            await waiter.pause()
-
-    async def _lock_set_release(self, req: w.LockSetRelease) -> w.LockSetResult:
-        op = lock.LockSetRelease(tuple(req.keys), req.holder_id, tuple(req.fencing_tokens))
-        return _set_result(await self._propose(lock.LAYER, op, sum(map(len, req.keys))))
-
-    async def _lock_set_renew(self, req: w.LockSetRenew) -> w.LockSetResult:
-        op = lock.LockSetRenew(tuple(req.keys), req.holder_id, tuple(req.fencing_tokens), req.ttl_ms)
-        return _set_result(await self._propose(lock.LAYER, op, sum(map(len, req.keys))))
 
     # ---------------------------------------------------------------------------- rate limiter --
     async def _rate_try(

@@ -3,7 +3,8 @@
 A handler gets a `Proposer` and nothing else of the node: it proposes commands (a layer op is
 checked first, so a bad request costs no log entry, then stamped with this node's clock: handlers of
 writes run only on the leader, so it is the leader's clock that enters the log), waits for a
-linearizable read barrier, reads the applied state, and reads the clock.
+linearizable read barrier, reads the applied state, reads the clock, and waits for the applied
+state to change (`waiter`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers.framework import Layer, Op
 from aspen.node.clock import now_ms
 from aspen.node.state import NodeStateMachine
+from aspen.node.waiter import Waiter
 from aspen.raft.node import RaftNode
 
 #: Deadline for one proposal or read barrier inside the node (the client has its own, longer one).
@@ -34,6 +36,8 @@ class Proposer:
     def __init__(self, raft: RaftNode, state: NodeStateMachine) -> None:
         self._raft = raft
         self._state = state
+        #: Where blocking handlers park until the keys that block them change (aspen.node.waiter).
+        self.waiter = Waiter(state.kv)
 
     async def propose(self, command: Any, size: int, *, forward: bool = False) -> Any:
         """Commit `command` and return what applying it returned. `forward`: a follower hands the

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import msgpack
 import pytest
 from click.testing import CliRunner
+from harness import wait_for
 
 from aspen.api import operation
 from aspen.api.codec import decode_request, encode_request
@@ -35,7 +36,6 @@ from aspen.layers.records import dump, load
 from aspen.node.config import NodeConfig
 from aspen.node.main import TICKET_FILE, Node
 from aspen.rpc.loop import new_event_loop
-from harness import wait_for
 
 PREFIX = "__coord:toy:"
 

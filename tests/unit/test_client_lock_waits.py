@@ -90,6 +90,13 @@ class FlakyLockNode:
     async def get(self, key: str, *, stale: bool = False) -> bytes | None:
         return None if self.record is None else json.dumps(self.record).encode()
 
+    async def call(self, request: Any) -> w.LockResult:
+        """The client's generic call, which the handle uses for its declared lock requests."""
+        if isinstance(request, w.LockAcquire):
+            return await self.lock_acquire(request.key, request.holder_id, request.ttl_ms, request.timeout_ms)
+        assert isinstance(request, w.LockRelease)
+        return await self.lock_release(request.key, request.holder_id, request.fencing_token)
+
 
 def test_an_acquire_in_doubt_is_recovered_when_it_was_applied() -> None:
     node = FlakyLockNode()

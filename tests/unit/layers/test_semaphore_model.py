@@ -70,9 +70,9 @@ class Model:
                     live[op.holder_id] = (permits - op.permits, deadline)
             self.holders[op.name] = live
             return (True, 0)
-        if op.permits < 1 or op.capacity < 1 or op.ttl_ms < 1:
+        if op.permits < 1 or op.capacity_permits < 1 or op.ttl_ms < 1:
             return (False, None)
-        capacity = self.capacity.get(op.name, op.capacity)
+        capacity = self.capacity.get(op.name, op.capacity_permits)
         live = self.live(op.name, now)
         if op.holder_id in live:
             permits = live[op.holder_id][0]
@@ -101,8 +101,8 @@ def test_semaphores_match_the_model(
         assert (res.is_success, res.permits_acquired) == expected, op
         if res.available is not None and op.name in model.capacity:
             assert res.available == model.available(op.name, now)
-            assert res.capacity == model.capacity[op.name]
-            assert 0 <= res.available <= res.capacity
+            assert res.capacity_permits == model.capacity[op.name]
+            assert 0 <= res.available <= res.capacity_permits
         if isinstance(op, SemaphoreTryAcquire) and res.is_success is False and res.error is None:
             assert res.retry_after_ms is not None and res.retry_after_ms >= 1
 
@@ -116,7 +116,7 @@ def test_capacity_is_fixed_by_the_first_acquirer_and_expiry_returns_permits() ->
 
     assert run(SemaphoreTryAcquire("p", "a", 2, 3, 100), 1).available == 1
     late = run(SemaphoreTryAcquire("p", "b", 2, 10, 100), 2)
-    assert (late.is_success, late.capacity, late.retry_after_ms) == (False, 3, 99)
+    assert (late.is_success, late.capacity_permits, late.retry_after_ms) == (False, 3, 99)
     # Holder a's deadline is 101: at 101 it is expired, its permits are free again.
     assert run(SemaphoreTryAcquire("p", "b", 2, 10, 100), 101).is_success
     too_many = run(SemaphoreTryAcquire("p", "c", 4, 3, 100), 102)
