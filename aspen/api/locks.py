@@ -80,7 +80,7 @@ class LockTryAcquire(_Model):
     ttl_ms: _TTL
 
 
-@lock.write("release")
+@lock.write("release", omit=("fencing_token",))  # a release answers `fencing_token: null`
 class LockRelease(_Model):
     """Release lock KEY held by --holder with --fencing-token."""
 
@@ -179,62 +179,6 @@ class RateLimiterResult(_Model):
 
 
 # ----------------------------------------------------------------------------------------- rwlock --
-class RWLockAcquireRead(_Model):
-    type: Literal["RWLockAcquireRead"] = "RWLockAcquireRead"
-    name: str
-    holder_id: str
-    ttl_ms: U64
-    timeout_ms: U64
-
-
-class RWLockTryAcquireRead(_Model):
-    type: Literal["RWLockTryAcquireRead"] = "RWLockTryAcquireRead"
-    name: str
-    holder_id: str
-    ttl_ms: U64
-
-
-class RWLockAcquireWrite(_Model):
-    type: Literal["RWLockAcquireWrite"] = "RWLockAcquireWrite"
-    name: str
-    holder_id: str
-    ttl_ms: U64
-    timeout_ms: U64
-
-
-class RWLockTryAcquireWrite(_Model):
-    type: Literal["RWLockTryAcquireWrite"] = "RWLockTryAcquireWrite"
-    name: str
-    holder_id: str
-    ttl_ms: U64
-
-
-class RWLockReleaseRead(_Model):
-    type: Literal["RWLockReleaseRead"] = "RWLockReleaseRead"
-    name: str
-    holder_id: str
-
-
-class RWLockReleaseWrite(_Model):
-    type: Literal["RWLockReleaseWrite"] = "RWLockReleaseWrite"
-    name: str
-    holder_id: str
-    fencing_token: U64
-
-
-class RWLockDowngrade(_Model):
-    type: Literal["RWLockDowngrade"] = "RWLockDowngrade"
-    name: str
-    holder_id: str
-    fencing_token: U64
-    ttl_ms: U64
-
-
-class RWLockStatus(_Model):
-    type: Literal["RWLockStatus"] = "RWLockStatus"
-    name: str
-
-
 class _RwLockBody(_Model):
     """`RwLockResultResponse`: the body all eight rwlock results share."""
 
@@ -279,47 +223,99 @@ class RWLockStatusResult(_RwLockBody):
     type: Literal["RWLockStatusResult"] = "RWLockStatusResult"
 
 
-RwLockResponse = (
-    RWLockAcquireReadResult
-    | RWLockTryAcquireReadResult
-    | RWLockAcquireWriteResult
-    | RWLockTryAcquireWriteResult
-    | RWLockReleaseReadResult
-    | RWLockReleaseWriteResult
-    | RWLockDowngradeResult
-    | RWLockStatusResult
-)
+rwlock = Family("rwlock", "Read-write locks: many readers or one writer; waiting writers go first.", "rwlock")
+_NAME = Annotated[str, Arg()]
+_RW_HOLDER = Annotated[str, Opt("--holder", "Holder id.")]
+_RW_TTL = Annotated[U64, Opt("--ttl", "Lifetime in ms.", default=30000)]
+_RW_TOKEN = Annotated[U64, Opt("--fencing-token", "Write token.")]
 
-#: The response type of each rwlock request (`<request>Result`).
-RWLOCK_RESULTS: dict[str, type[_RwLockBody]] = {
-    cls.model_fields["type"].default.removesuffix("Result"): cls
-    for cls in (
-        RWLockAcquireReadResult,
-        RWLockTryAcquireReadResult,
-        RWLockAcquireWriteResult,
-        RWLockTryAcquireWriteResult,
-        RWLockReleaseReadResult,
-        RWLockReleaseWriteResult,
-        RWLockDowngradeResult,
-        RWLockStatusResult,
-    )
-}
 
-LockRequest = (
-    RateLimiterTryAcquire
-    | RateLimiterAcquire
-    | RateLimiterAvailable
-    | RateLimiterReset
-    | RWLockAcquireRead
-    | RWLockTryAcquireRead
-    | RWLockAcquireWrite
-    | RWLockTryAcquireWrite
-    | RWLockReleaseRead
-    | RWLockReleaseWrite
-    | RWLockDowngrade
-    | RWLockStatus
-)
-LockResponse = RateLimiterResult | RwLockResponse
+_READ_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the read lock, in ms.", default=5000)]
+_WRITE_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the write lock, in ms.", default=5000)]
+
+
+@rwlock.blocking("read", result=RWLockAcquireReadResult, op="RwLockTryRead", again=lock_waited_out)
+class RWLockAcquireRead(_Model):
+    """Take a read lock on NAME, waiting while a writer holds or waits for it."""
+
+    type: Literal["RWLockAcquireRead"] = "RWLockAcquireRead"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    ttl_ms: _RW_TTL
+    timeout_ms: _READ_WAIT
+
+
+@rwlock.write("try-read", result=RWLockTryAcquireReadResult, op="RwLockTryRead")
+class RWLockTryAcquireRead(_Model):
+    """Take a read lock on NAME if no writer holds or waits for it."""
+
+    type: Literal["RWLockTryAcquireRead"] = "RWLockTryAcquireRead"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    ttl_ms: _RW_TTL
+
+
+@rwlock.blocking("write", result=RWLockAcquireWriteResult, op="RwLockTryWrite", again=lock_waited_out)
+class RWLockAcquireWrite(_Model):
+    """Take the write lock on NAME, waiting (and holding off new readers) until it is free."""
+
+    type: Literal["RWLockAcquireWrite"] = "RWLockAcquireWrite"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    ttl_ms: _RW_TTL
+    timeout_ms: _WRITE_WAIT
+
+
+@rwlock.write("try-write", result=RWLockTryAcquireWriteResult, op="RwLockTryWrite", fixed={"wait_ms": 0})
+class RWLockTryAcquireWrite(_Model):
+    """Take the write lock on NAME if it is free."""
+
+    type: Literal["RWLockTryAcquireWrite"] = "RWLockTryAcquireWrite"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    ttl_ms: _RW_TTL
+
+
+@rwlock.write("release-read", result=RWLockReleaseReadResult, op="RwLockReleaseRead")
+class RWLockReleaseRead(_Model):
+    """Release the read lock --holder has on NAME."""
+
+    type: Literal["RWLockReleaseRead"] = "RWLockReleaseRead"
+    name: _NAME
+    holder_id: _RW_HOLDER
+
+
+@rwlock.write("release-write", result=RWLockReleaseWriteResult, op="RwLockReleaseWrite")
+class RWLockReleaseWrite(_Model):
+    """Release the write lock --holder has on NAME with --fencing-token."""
+
+    type: Literal["RWLockReleaseWrite"] = "RWLockReleaseWrite"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    fencing_token: _RW_TOKEN
+
+
+@rwlock.write("downgrade", result=RWLockDowngradeResult, op="RwLockDowngrade")
+class RWLockDowngrade(_Model):
+    """Turn the write lock on NAME into a read lock of the same holder; the token is kept."""
+
+    type: Literal["RWLockDowngrade"] = "RWLockDowngrade"
+    name: _NAME
+    holder_id: _RW_HOLDER
+    fencing_token: _RW_TOKEN
+    ttl_ms: _RW_TTL
+
+
+@rwlock.read("status", result=RWLockStatusResult)
+class RWLockStatus(_Model):
+    """Print the mode of NAME: free, read (with the reader count) or write (with the holder)."""
+
+    type: Literal["RWLockStatus"] = "RWLockStatus"
+    name: _NAME
+
+
+LockRequest = RateLimiterTryAcquire | RateLimiterAcquire | RateLimiterAvailable | RateLimiterReset
+LockResponse = RateLimiterResult
 
 #: Forwarded to the leader; never retried blindly (an acquire must not be applied twice).
 LOCK_WRITE_REQUESTS = frozenset(
@@ -327,21 +323,13 @@ LOCK_WRITE_REQUESTS = frozenset(
         "RateLimiterTryAcquire",
         "RateLimiterAcquire",
         "RateLimiterReset",
-        "RWLockAcquireRead",
-        "RWLockTryAcquireRead",
-        "RWLockAcquireWrite",
-        "RWLockTryAcquireWrite",
-        "RWLockReleaseRead",
-        "RWLockReleaseWrite",
-        "RWLockDowngrade",
     }
 )
-LOCK_READ_REQUESTS = frozenset({"RateLimiterAvailable", "RWLockStatus"})
+LOCK_READ_REQUESTS = frozenset({"RateLimiterAvailable"})
 
 __all__ = [
     "LOCK_READ_REQUESTS",
     "LOCK_WRITE_REQUESTS",
-    "RWLOCK_RESULTS",
     "LockAcquire",
     "LockRelease",
     "LockRenew",
@@ -375,5 +363,4 @@ __all__ = [
     "RateLimiterReset",
     "RateLimiterResult",
     "RateLimiterTryAcquire",
-    "RwLockResponse",
 ]

@@ -128,6 +128,8 @@ class OpSpec:
     #: BLOCKING: whether a result says the node's wait ran out (the client then re-issues the
     #: request with the time left of the caller's `timeout_ms`).
     again: Callable[[Any], bool] | None = None
+    #: Fields of the layer's result the wire result leaves at their default (the original's shape).
+    omit: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -157,6 +159,7 @@ def operation(
     client: str | None = None,
     cli: Verb | None = None,
     again: Callable[[Any], bool] | None = None,
+    omit: tuple[str, ...] = (),
 ) -> Any:
     """Declare the decorated request model as an operation (see the module docstring)."""
 
@@ -174,6 +177,7 @@ def operation(
             client=client,
             cli=cli,
             again=again,
+            omit=omit,
         )
         return request
 
@@ -214,6 +218,7 @@ class Family:
         label: str | None = None,
         settings: Mapping[str, Any] | None = None,
         again: Callable[[Any], bool] | None = None,
+        omit: tuple[str, ...] = (),
     ) -> Any:
         """Declare the decorated request; `verb` None: no CLI command. The CLI help is the
         request's docstring; the flat client method is `<group>_<verb>` unless `client` says."""
@@ -236,6 +241,7 @@ class Family:
                 client=method,
                 cli=cli,
                 again=again,
+                omit=omit,
             )
             return declare(request)  # type: ignore[no-any-return]
 

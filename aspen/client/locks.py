@@ -142,55 +142,6 @@ class LockMixin(OperationCalls):
         return RateLimiter(self, key, capacity=capacity, rate=check_rate(rate))
 
     # ---------------------------------------------------------------------------------- rwlock --
-    async def rwlock_read(
-        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS, timeout_ms: int = DEFAULT_WAIT_MS
-    ) -> w.RWLockAcquireReadResult:
-        def make(chunk: int) -> w.RWLockAcquireRead:
-            return w.RWLockAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
-
-        return await call_waiting(self, make, w.RWLockAcquireReadResult, timeout_ms, w.lock_waited_out)
-
-    async def rwlock_try_read(
-        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
-    ) -> w.RWLockTryAcquireReadResult:
-        request = w.RWLockTryAcquireRead(name=name, holder_id=holder_id, ttl_ms=ttl_ms)
-        return await self._call(request, w.RWLockTryAcquireReadResult)
-
-    async def rwlock_write(
-        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS, timeout_ms: int = DEFAULT_WAIT_MS
-    ) -> w.RWLockAcquireWriteResult:
-        def make(chunk: int) -> w.RWLockAcquireWrite:
-            return w.RWLockAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms, timeout_ms=chunk)
-
-        return await call_waiting(self, make, w.RWLockAcquireWriteResult, timeout_ms, w.lock_waited_out)
-
-    async def rwlock_try_write(
-        self, name: str, holder_id: str, ttl_ms: int = DEFAULT_TTL_MS
-    ) -> w.RWLockTryAcquireWriteResult:
-        request = w.RWLockTryAcquireWrite(name=name, holder_id=holder_id, ttl_ms=ttl_ms)
-        return await self._call(request, w.RWLockTryAcquireWriteResult)
-
-    async def rwlock_release_read(self, name: str, holder_id: str) -> w.RWLockReleaseReadResult:
-        request = w.RWLockReleaseRead(name=name, holder_id=holder_id)
-        return await self._call(request, w.RWLockReleaseReadResult)
-
-    async def rwlock_release_write(
-        self, name: str, holder_id: str, fencing_token: int
-    ) -> w.RWLockReleaseWriteResult:
-        request = w.RWLockReleaseWrite(name=name, holder_id=holder_id, fencing_token=fencing_token)
-        return await self._call(request, w.RWLockReleaseWriteResult)
-
-    async def rwlock_downgrade(
-        self, name: str, holder_id: str, fencing_token: int, ttl_ms: int = DEFAULT_TTL_MS
-    ) -> w.RWLockDowngradeResult:
-        request = w.RWLockDowngrade(
-            name=name, holder_id=holder_id, fencing_token=fencing_token, ttl_ms=ttl_ms
-        )
-        return await self._call(request, w.RWLockDowngradeResult)
-
-    async def rwlock_status(self, name: str) -> w.RWLockStatusResult:
-        return await self._call(w.RWLockStatus(name=name), w.RWLockStatusResult)
-
     def rwlock(self, name: str, *, holder_id: str | None = None, ttl_ms: int = DEFAULT_TTL_MS) -> RwLock:
         return RwLock(self, name, holder_id=holder_id, ttl_ms=ttl_ms)
 
@@ -395,19 +346,27 @@ class RwLock:
 
     @asynccontextmanager
     async def read(self, timeout_ms: int = DEFAULT_WAIT_MS) -> AsyncIterator[None]:
-        res = await self._client.rwlock_read(self.name, self.holder_id, self.ttl_ms, timeout_ms)
+        res = await self._client.call(
+            w.RWLockAcquireRead(
+                name=self.name, holder_id=self.holder_id, ttl_ms=self.ttl_ms, timeout_ms=timeout_ms
+            )
+        )
         if not res.is_success:
             raise _not_acquired(res, "read lock not acquired")
         try:
             yield
         finally:
-            await self._client.rwlock_release_read(self.name, self.holder_id)
+            await self._client.call(w.RWLockReleaseRead(name=self.name, holder_id=self.holder_id))
 
     @asynccontextmanager
     async def write(self, timeout_ms: int = DEFAULT_WAIT_MS) -> AsyncIterator[int]:
         """Yields the write fencing token; releases the write lock on exit (or the read lock, after
         `downgrade`)."""
-        res = await self._client.rwlock_write(self.name, self.holder_id, self.ttl_ms, timeout_ms)
+        res = await self._client.call(
+            w.RWLockAcquireWrite(
+                name=self.name, holder_id=self.holder_id, ttl_ms=self.ttl_ms, timeout_ms=timeout_ms
+            )
+        )
         if not res.is_success or res.fencing_token is None:
             raise _not_acquired(res, "write lock not acquired")
         self._token = res.fencing_token
@@ -415,23 +374,30 @@ class RwLock:
             yield res.fencing_token
         finally:
             if self._token is not None:
-                await self._client.rwlock_release_write(self.name, self.holder_id, self._token)
+                await self._client.call(
+                    w.RWLockReleaseWrite(name=self.name, holder_id=self.holder_id, fencing_token=self._token)
+                )
             else:
-                await self._client.rwlock_release_read(self.name, self.holder_id)
+                await self._client.call(w.RWLockReleaseRead(name=self.name, holder_id=self.holder_id))
 
     async def downgrade(self) -> int:
         """Turn the write lock held by this handle into a read lock; the token is kept."""
         token = self._token
         if token is None:
             raise CoordinationError("write lock not held")
-        res = await self._client.rwlock_downgrade(self.name, self.holder_id, token, self.ttl_ms)
+        res = await self._client.call(
+            w.RWLockDowngrade(
+                name=self.name, holder_id=self.holder_id, fencing_token=token, ttl_ms=self.ttl_ms
+            )
+        )
         if not res.is_success:
             raise CoordinationError(res.error or "downgrade failed")
         self._token = None
         return token
 
     async def status(self) -> w.RWLockStatusResult:
-        return await self._client.rwlock_status(self.name)
+        res: w.RWLockStatusResult = await self._client.call(w.RWLockStatus(name=self.name))
+        return res
 
 
 class RateLimiter:

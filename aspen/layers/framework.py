@@ -109,10 +109,13 @@ class Wait:
     """How a BLOCKING operation (aspen.api.operation) waits on its layer op: `blocked(reader,
     now_ms, op)` is a pure check of the applied state (None: an attempt may succeed now, or fails
     for a reason waiting cannot cure, so propose it); `check_timeout(timeout_ms)` refuses a wait the
-    layer does not allow (an error message, or None)."""
+    layer does not allow (an error message, or None). `announce`: the first attempt is proposed
+    even when blocked, because it records the waiter in the state (an rwlock's pending writer); an
+    op field `wait_ms` is then given the time left of the wait with every attempt."""
 
     blocked: Callable[[Any, int, Any], Blocked | None]
     check_timeout: Callable[[int], str | None] = lambda timeout_ms: None
+    announce: bool = False
 
 
 @dataclass(frozen=True, slots=True)

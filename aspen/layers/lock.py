@@ -327,8 +327,7 @@ def apply(txn: KvTxn, op: LockOp, now_ms: int) -> LockResult | LockSetResult:
     if isinstance(op, LockTryAcquire):
         return _try_acquire(txn, op.key, op.holder_id, op.ttl_ms, now_ms)
     if isinstance(op, LockRelease):
-        # A release answers `fencing_token: null` (the original's shape); a set release keeps them.
-        return dataclasses.replace(_release(txn, op.key, op.holder_id, op.fencing_token), fencing_token=None)
+        return _release(txn, op.key, op.holder_id, op.fencing_token)
     if isinstance(op, LockRenew):
         return _renew(txn, op.key, op.holder_id, op.fencing_token, op.ttl_ms, now_ms)
     return _apply_set(txn, op, now_ms)

@@ -19,12 +19,13 @@ Invariants:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
 from aspen.kv.records import parse_record
-from aspen.layers.framework import Layer, check_user_key
+from aspen.layers.framework import Blocked, Layer, Wait, check_user_key
 from aspen.layers.lock import check_holder, check_token, check_ttl, check_wait
 
 PREFIX: Final = "__coord:rwlock:"
@@ -307,12 +308,53 @@ def rejected(message: str) -> RwLockResult:
     return RwLockResult(is_success=False, error=message)
 
 
+def _blocked(
+    reader: KvReader, name: str, now_ms: int, kind: str, free: Callable[[RwState], bool]
+) -> Blocked | None:
+    try:
+        s = read_state(reader, name).live(now_ms)
+    except Rejected:  # a corrupt record: the attempt reports it
+        return None
+    if free(s):
+        return None
+    # Time alone frees it when the writer, the readers or the writers waiting ahead expire.
+    deadlines = [h.deadline_ms for h in (*s.readers, *s.pending_writers)]
+    if s.writer is not None:
+        deadlines.append(s.writer.deadline_ms)
+    out = replace(_result(s, False), error=f"operation timed out: rwlock {kind} acquisition")
+    return Blocked((storage_key(name),), out, min(deadlines, default=now_ms) + 1)
+
+
+def read_blocked(reader: KvReader, now_ms: int, op: RwLockTryRead) -> Blocked | None:
+    """Blocked while a writer holds the lock or another writer waits for it."""
+    return _blocked(
+        reader, op.name, now_ms, "read",
+        lambda s: s.writer is None and all(p.holder_id == op.holder_id for p in s.pending_writers),
+    )  # fmt: skip
+
+
+def write_blocked(reader: KvReader, now_ms: int, op: RwLockTryWrite) -> Blocked | None:
+    """Blocked while anyone holds the lock (a writer that holds it already: the attempt says so)."""
+
+    def free(s: RwState) -> bool:
+        return s.writer.holder_id == op.holder_id if s.writer is not None else not s.readers
+
+    return _blocked(reader, op.name, now_ms, "write", free)
+
+
 LAYER: Final[Layer[RwLockOp, RwLockResult]] = Layer(
     name="rwlock",
     ops=(RwLockTryRead, RwLockTryWrite, RwLockReleaseRead, RwLockReleaseWrite, RwLockDowngrade),
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    queries={"RWLockStatus": lambda reader, now_ms, name: status(reader, name, now_ms)},
+    # A waiting writer is proposed once at once: that registers it as pending, which holds off new
+    # readers for the rest of its wait (`wait_ms`, filled in with the time left).
+    waits={
+        "RwLockTryRead": Wait(read_blocked, check_wait),
+        "RwLockTryWrite": Wait(write_blocked, check_wait, announce=True),
+    },
 )
 
 __all__ = [

@@ -44,7 +44,7 @@ def _plain(value: Any) -> Any:
 
 def wire_result(spec: OpSpec, result: object) -> WireModel:
     """The layer's result as the declared result model: every model field the result has."""
-    names = (n for n in spec.result.model_fields if n != "type")
+    names = (n for n in spec.result.model_fields if n != "type" and n not in spec.omit)
     return spec.result(**{n: _plain(getattr(result, n)) for n in names if hasattr(result, n)})
 
 
@@ -92,16 +92,24 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
     async def handle(request: WireModel) -> WireModel:
         args = _request_args(spec, request)
         timeout_ms: int = args["timeout_ms"]
-        op = build(args)
+        deadline = time.monotonic() + min(timeout_ms, MAX_WAIT_PER_REQUEST_MS) / 1000
+
+        def attempt() -> Any:
+            # An op that records its waiter is told how long it will wait from now.
+            left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+            return build({**args, "wait_ms": left_ms}) if wait.announce else build(args)
+
+        op = attempt()
         error = wait.check_timeout(timeout_ms) or op.check()
         if error is not None:
             return wire_result(spec, layer.rejected(error))
-        deadline = time.monotonic() + min(timeout_ms, MAX_WAIT_PER_REQUEST_MS) / 1000
         failures = 0
+        announce = wait.announce
         while True:
-            blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
+            blocked = None if announce else wait.blocked(proposer.view(), proposer.now_ms(), op)
             if blocked is None:
-                result = await proposer.propose_op(layer, op)
+                announce = False
+                result = await proposer.propose_op(layer, attempt())
                 if result.is_success:
                     return wire_result(spec, result)
                 blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)

@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aspen.api import locks as w
-from aspen.kv import Rejected
-from aspen.layers import lock, ratelimit, rwlock
+from aspen.layers import lock, ratelimit
 from aspen.node.clock import now_ms
 
 if TYPE_CHECKING:
@@ -71,7 +70,6 @@ class LockHandlers:
             "RateLimiterAcquire": self._rate_acquire,
             "RateLimiterAvailable": self._rate_available,
             "RateLimiterReset": self._rate_reset,
-            **{name: self._rwlock for name in w.RWLOCK_RESULTS},
         }
 
     # ---------------------------------------------------------------------------- rate limiter --
@@ -108,68 +106,6 @@ class LockHandlers:
         op = ratelimit.RateLimiterReset(req.key, req.capacity, float(req.refill_rate))
         res: ratelimit.RateLimiterResult = await self._propose(ratelimit.LAYER, op, len(req.key))
         return w.RateLimiterResult(**dataclasses.asdict(res))
-
-    # ---------------------------------------------------------------------------------- rwlock --
-    async def _rwlock(self, req: Any) -> Any:
-        result_type = w.RWLOCK_RESULTS[req.type]
-        res = await self._rwlock_op(req)
-        return result_type(**dataclasses.asdict(res))
-
-    async def _rwlock_propose(self, op: rwlock.RwLockOp) -> rwlock.RwLockResult:
-        res: rwlock.RwLockResult = await self._propose(rwlock.LAYER, op, len(op.name) + len(op.holder_id))
-        return res
-
-    async def _rwlock_op(self, req: Any) -> rwlock.RwLockResult:
-        if isinstance(req, w.RWLockStatus):
-            await self._barrier(False)
-            return rwlock.status(self._view(), req.name, now_ms())
-        if isinstance(req, w.RWLockTryAcquireRead):
-            return await self._rwlock_propose(rwlock.RwLockTryRead(req.name, req.holder_id, req.ttl_ms))
-        if isinstance(req, w.RWLockTryAcquireWrite):
-            return await self._rwlock_propose(rwlock.RwLockTryWrite(req.name, req.holder_id, req.ttl_ms, 0))
-        if isinstance(req, w.RWLockReleaseRead):
-            return await self._rwlock_propose(rwlock.RwLockReleaseRead(req.name, req.holder_id))
-        if isinstance(req, w.RWLockReleaseWrite):
-            op = rwlock.RwLockReleaseWrite(req.name, req.holder_id, req.fencing_token)
-            return await self._rwlock_propose(op)
-        if isinstance(req, w.RWLockDowngrade):
-            op_d = rwlock.RwLockDowngrade(req.name, req.holder_id, req.fencing_token, req.ttl_ms)
-            return await self._rwlock_propose(op_d)
-        return await self._rwlock_wait(req)
-
-    async def _rwlock_wait(self, req: w.RWLockAcquireRead | w.RWLockAcquireWrite) -> rwlock.RwLockResult:
-        error = lock.check_wait(req.timeout_ms)
-        if error is not None:
-            return rwlock.RwLockResult(is_success=False, error=error)
-        write = isinstance(req, w.RWLockAcquireWrite)
-        waiter = _Waiter(req.timeout_ms)
-        last: rwlock.RwLockResult | None = None
-        while True:
-            if last is None or self._rwlock_may_succeed(req.name, req.holder_id, write):
-                # A writer re-registers as pending for the rest of its wait with every attempt.
-                wait_ms = max(1, waiter.remaining_ms())
-                op: rwlock.RwLockOp = (
-                    rwlock.RwLockTryWrite(req.name, req.holder_id, req.ttl_ms, wait_ms)
-                    if write
-                    else rwlock.RwLockTryRead(req.name, req.holder_id, req.ttl_ms)
-                )
-                last = await self._rwlock_propose(op)
-                # Success, or a failure that waiting cannot cure (rejected input: no state named).
-                if last.is_success or last.mode is None or last.error == "write lock already held":
-                    return last
-            if waiter.expired():
-                kind = "write" if write else "read"
-                return dataclasses.replace(last, error=f"operation timed out: rwlock {kind} acquisition")
-            await waiter.pause()
-
-    def _rwlock_may_succeed(self, name: str, holder_id: str, write: bool) -> bool:
-        try:
-            s = rwlock.read_state(self._view(), name).live(now_ms())
-        except Rejected:  # a corrupt record: let the layer say so
-            return True
-        if write:
-            return s.writer is None and not s.readers
-        return s.writer is None and all(p.holder_id == holder_id for p in s.pending_writers)
 
 
 __all__ = ["LockHandlers"]
