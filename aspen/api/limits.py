@@ -6,8 +6,6 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 #: Largest request or response frame (reference §4.7).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-#: ALPN of the client RPC.
-CLIENT_ALPN = "aspen-client"
 #: Most keys in one `BatchRead`, and the largest `ScanKeys.limit`. The same values as the state
 #: machine's `MAX_BATCH_OPS` and `MAX_SCAN_RESULTS` (aspen.kv.limits; a unit test keeps them equal),
 #: repeated here because the wire models, and so the CLI, must not import the state machine.

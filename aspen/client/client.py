@@ -39,6 +39,7 @@ from aspen.api.lease_messages import LEASE_READS
 from aspen.api.operation import OPERATIONS
 from aspen.client.blobs import BLOB_IDEMPOTENT, BlobOps
 from aspen.client.coordination import CoordinationMixin
+from aspen.client.election import Election
 from aspen.client.leases import LeaseMethods
 from aspen.client.locks import LockMixin
 from aspen.client.operations import OperationCalls
@@ -136,6 +137,10 @@ class AspenClient(CoordinationMixin, LockMixin, LeaseMethods, BlobOps, Operation
             for p in self.ticket.peers
         ]
         self._current = 0
+
+    def election(self, name: str, *, candidate_id: str | None = None, ttl_ms: int = 10_000) -> Election:
+        """A candidate in leader election `name` (a recipe over locks: aspen.client.election)."""
+        return Election(self, name, candidate_id=candidate_id, ttl_ms=ttl_ms)
 
     async def __aenter__(self) -> AspenClient:
         return self

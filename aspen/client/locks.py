@@ -36,7 +36,6 @@ from aspen.client.operations import OperationCalls
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
-    from aspen.client.election import Election
 
 R = TypeVar("R")
 
@@ -144,13 +143,6 @@ class LockMixin(OperationCalls):
     # ---------------------------------------------------------------------------------- rwlock --
     def rwlock(self, name: str, *, holder_id: str | None = None, ttl_ms: int = DEFAULT_TTL_MS) -> RwLock:
         return RwLock(self, name, holder_id=holder_id, ttl_ms=ttl_ms)
-
-    # -------------------------------------------------------------------------------- election --
-    def election(self, name: str, *, candidate_id: str | None = None, ttl_ms: int = 10_000) -> Election:
-        """A candidate in leader election `name` (see `aspen.client.election`)."""
-        from aspen.client.election import Election  # the recipe builds on this module
-
-        return Election(self, name, candidate_id=candidate_id, ttl_ms=ttl_ms)
 
 
 # ------------------------------------------------------------------------------------- handles --

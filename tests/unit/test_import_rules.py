@@ -1,10 +1,12 @@
-"""The import rules of DESIGN §2, checked on the source: the pure core (kv, layers, raft/core) does
-no I/O and reads no clock; data flows one way (cli → client → rpc → node → raft → state machine,
-nothing imports back up); and `aspen-cli` starts without loading the node's modules."""
+"""The layering rule of docs/architecture.md, checked on the source: the pure core (kv, layers,
+raft/core) does no I/O and reads no clock; data flows one way (cli → client → rpc → node → raft →
+state machine, nothing imports back up); `aspen-cli` starts without loading the node's modules; and
+no two modules import each other at module level."""
 
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import subprocess
 import sys
@@ -88,3 +90,51 @@ def test_the_cli_starts_without_the_state_machine_or_the_node() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = set(json.loads(out))
     assert loaded.isdisjoint({"kv", "layers", "raft", "node"}), loaded
+
+
+def _module_level_imports() -> dict[str, set[str]]:
+    """Module -> the aspen modules it imports when it is loaded: top-level statements only (an
+    import in a function or under `if TYPE_CHECKING:` runs later, or never)."""
+    base = ROOT.parent
+    modules = {
+        ".".join(p.relative_to(base).with_suffix("").parts).removesuffix(".__init__"): p
+        for p in ROOT.rglob("*.py")
+    }
+    found: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        names: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+                # `from aspen.x import y` loads aspen.x.y too when y is a module
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+        found[module] = {n for n in names if n in modules and n != module}
+    return found
+
+
+def test_no_module_level_import_cycles() -> None:
+    graph = _module_level_imports()
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    # A package's __init__ re-exporting its modules is not a cycle of logic: skip edges into parents.
+    real = [
+        c
+        for c in cycles
+        if not any(b.startswith(a + ".") or a.startswith(b + ".") for a, b in itertools.pairwise(c))
+    ]
+    assert real == []
