@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aspen.api import barrier as bar
+from aspen.api import locks as _locks  # noqa: F401  (declares its operations)
 from aspen.api import queue as que
 from aspen.api import registry as reg
 from aspen.api import semaphore as _semaphore  # noqa: F401  (declares its operations)
-from aspen.api.locks import LOCK_READ_REQUESTS, LOCK_WRITE_REQUESTS, LockRequest, LockResponse
 from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import I64, U64
 from aspen.api.wire import WireModel as _Model
@@ -179,7 +179,6 @@ CoordinationRequest = (
     | que.QueueRequest
     | bar.BarrierRequest
     | reg.ServiceRequest
-    | LockRequest
 )
 
 CoordinationResponse = (
@@ -190,13 +189,11 @@ CoordinationResponse = (
     | que.QueueResponse
     | bar.BarrierResult
     | reg.ServiceResponse
-    | LockResponse
 )
 
 #: The requests not declared with `@operation` yet (declared ones carry their kind).
 WRITE_REQUESTS = frozenset(
     {
-        *LOCK_WRITE_REQUESTS,
         *que.QUEUE_WRITES,
         *bar.BARRIER_WRITES,
         *reg.SERVICE_WRITES,
@@ -204,7 +201,6 @@ WRITE_REQUESTS = frozenset(
 )
 READ_REQUESTS = frozenset(
     {
-        *LOCK_READ_REQUESTS,
         *que.QUEUE_READS,
         *bar.BARRIER_READS,
         *reg.SERVICE_READS,

@@ -8,16 +8,15 @@ INVALID_REQUEST; the models only pin types and the u64 range.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
 from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import U64
 from aspen.api.wire import WireModel as _Model
-
-#: A positive finite rate; an int (e.g. msgpack packs 2.0 from some clients as 2) is accepted too.
-Rate = Annotated[float, Field(allow_inf_nan=False)]
 
 
 # ------------------------------------------------------------------------------------------- lock --
@@ -139,35 +138,24 @@ class LockSetRenew(_Model):
 
 
 # ----------------------------------------------------------------------------------- rate limiter --
-class RateLimiterTryAcquire(_Model):
-    type: Literal["RateLimiterTryAcquire"] = "RateLimiterTryAcquire"
-    key: str
-    tokens: U64
-    capacity: U64
-    refill_rate: Rate
+def check_rate(rate: float) -> float:
+    """A refill rate must be positive and finite (`ValueError` otherwise: the client refuses it
+    before anything is sent, and so does the wire edge)."""
+    value = float(rate)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("rate must be a positive finite number")
+    return value
 
 
-class RateLimiterAcquire(_Model):
-    type: Literal["RateLimiterAcquire"] = "RateLimiterAcquire"
-    key: str
-    tokens: U64
-    capacity: U64
-    refill_rate: Rate
-    timeout_ms: U64
+def _rate(value: float) -> float:
+    try:
+        return check_rate(value)
+    except ValueError as err:
+        raise PydanticCustomError("rate", str(err)) from None
 
 
-class RateLimiterAvailable(_Model):
-    type: Literal["RateLimiterAvailable"] = "RateLimiterAvailable"
-    key: str
-    capacity: U64
-    refill_rate: Rate
-
-
-class RateLimiterReset(_Model):
-    type: Literal["RateLimiterReset"] = "RateLimiterReset"
-    key: str
-    capacity: U64
-    refill_rate: Rate
+#: A positive finite rate; an int (e.g. msgpack packs 2.0 from some clients as 2) is accepted too.
+Rate = Annotated[float, AfterValidator(_rate)]
 
 
 class RateLimiterResult(_Model):
@@ -176,6 +164,58 @@ class RateLimiterResult(_Model):
     tokens_remaining: U64 | None = None
     retry_after_ms: U64 | None = None
     error: str | None = None
+
+
+ratelimit = Family(
+    "ratelimit", "Token-bucket rate limiters (capacity and refill rate given with every request).",
+    "ratelimit", RateLimiterResult,
+)  # fmt: skip
+_CAPACITY = Annotated[U64, Opt("--capacity", "Bucket size in tokens.")]
+_RATE = Annotated[Rate, Opt("--rate", "Refill rate in tokens per second.")]
+_TOKENS = Annotated[U64, Opt("--tokens", "Tokens to take.", default=1)]
+
+
+@ratelimit.write("try-acquire", client="rate_limiter_try_acquire")
+class RateLimiterTryAcquire(_Model):
+    """Take --tokens from bucket KEY if they are there; fail at once otherwise."""
+
+    type: Literal["RateLimiterTryAcquire"] = "RateLimiterTryAcquire"
+    key: _KEY
+    capacity: _CAPACITY
+    refill_rate: _RATE
+    tokens: _TOKENS
+
+
+@ratelimit.blocking("acquire", op="RateLimiterTryAcquire", client="rate_limiter_acquire")
+class RateLimiterAcquire(_Model):
+    """Take --tokens from bucket KEY, waiting up to --timeout ms for the bucket to refill."""
+
+    type: Literal["RateLimiterAcquire"] = "RateLimiterAcquire"
+    key: _KEY
+    capacity: _CAPACITY
+    refill_rate: _RATE
+    tokens: _TOKENS
+    timeout_ms: Annotated[U64, Opt("--timeout", "How long to wait for the tokens, in ms.", default=5000)]
+
+
+@ratelimit.read("available", client="rate_limiter_available")
+class RateLimiterAvailable(_Model):
+    """Print the whole tokens available in bucket KEY now."""
+
+    type: Literal["RateLimiterAvailable"] = "RateLimiterAvailable"
+    key: _KEY
+    capacity: _CAPACITY
+    refill_rate: _RATE
+
+
+@ratelimit.write("reset", client="rate_limiter_reset")
+class RateLimiterReset(_Model):
+    """Refill bucket KEY to --capacity."""
+
+    type: Literal["RateLimiterReset"] = "RateLimiterReset"
+    key: _KEY
+    capacity: _CAPACITY
+    refill_rate: _RATE
 
 
 # ----------------------------------------------------------------------------------------- rwlock --
@@ -314,27 +354,10 @@ class RWLockStatus(_Model):
     name: _NAME
 
 
-LockRequest = RateLimiterTryAcquire | RateLimiterAcquire | RateLimiterAvailable | RateLimiterReset
-LockResponse = RateLimiterResult
-
-#: Forwarded to the leader; never retried blindly (an acquire must not be applied twice).
-LOCK_WRITE_REQUESTS = frozenset(
-    {
-        "RateLimiterTryAcquire",
-        "RateLimiterAcquire",
-        "RateLimiterReset",
-    }
-)
-LOCK_READ_REQUESTS = frozenset({"RateLimiterAvailable"})
-
 __all__ = [
-    "LOCK_READ_REQUESTS",
-    "LOCK_WRITE_REQUESTS",
     "LockAcquire",
     "LockRelease",
     "LockRenew",
-    "LockRequest",
-    "LockResponse",
     "LockResult",
     "LockSetAcquire",
     "LockSetRelease",
@@ -363,4 +386,5 @@ __all__ = [
     "RateLimiterReset",
     "RateLimiterResult",
     "RateLimiterTryAcquire",
+    "check_rate",
 ]

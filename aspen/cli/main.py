@@ -21,6 +21,7 @@ from aspen import __version__
 from aspen.api.errors import AspenError
 from aspen.cli import counter as _counter_printers  # noqa: F401  (registers its printer)
 from aspen.cli import lock as _lock_printers  # noqa: F401
+from aspen.cli import ratelimit as _ratelimit_printers  # noqa: F401
 from aspen.cli import rwlock as _rwlock_printers  # noqa: F401
 from aspen.cli import semaphore as _semaphore_printers  # noqa: F401
 from aspen.cli.barrier import barrier_group
@@ -32,7 +33,6 @@ from aspen.cli.lease import lease_group
 from aspen.cli.operations import declared_groups
 from aspen.cli.output import Output, emit
 from aspen.cli.queue import queue_group
-from aspen.cli.ratelimit import ratelimit_group
 from aspen.cli.service import service_group
 from aspen.cli.verify import verify_group
 from aspen.rpc.ticket import TicketError
@@ -80,7 +80,6 @@ cli.add_command(cluster_group)
 cli.add_command(lease_group)
 cli.add_command(verify_group)
 cli.add_command(blob_group)
-cli.add_command(ratelimit_group)
 cli.add_command(queue_group)
 cli.add_command(barrier_group)
 cli.add_command(service_group)

@@ -22,7 +22,6 @@ so a request forwarded by a follower never outlives the follower's forwarding de
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -30,7 +29,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api import locks as w
 from aspen.api.errors import ErrorCode, OutcomeUnknownError
-from aspen.client.coord_wait import call_waiting
 from aspen.client.coordination import CoordinationError
 from aspen.client.operations import OperationCalls
 
@@ -63,14 +61,6 @@ def _not_acquired(result: Any, default: str) -> LockNotAcquired:
 def new_holder_id() -> str:
     """A holder id unique to this process and call: locks are not re-entrant, holders must differ."""
     return f"py-{secrets.token_hex(8)}"
-
-
-def check_rate(rate: float) -> float:
-    """`rate` as a float if it is positive and finite, else `ValueError` (checked before sending)."""
-    value = float(rate)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("rate must be a positive finite number")
-    return value
 
 
 class LockMixin(OperationCalls):
@@ -109,36 +99,8 @@ class LockMixin(OperationCalls):
         return LockSet(self, keys, ttl_ms=ttl_ms, holder_id=holder_id, timeout_ms=timeout_ms)
 
     # ---------------------------------------------------------------------------- rate limiter --
-    async def rate_limiter_try_acquire(
-        self, key: str, capacity: int, rate: float, tokens: int = 1
-    ) -> w.RateLimiterResult:
-        request = w.RateLimiterTryAcquire(
-            key=key, tokens=tokens, capacity=capacity, refill_rate=check_rate(rate)
-        )
-        return await self._call(request, w.RateLimiterResult)
-
-    async def rate_limiter_acquire(
-        self, key: str, capacity: int, rate: float, tokens: int = 1, timeout_ms: int = DEFAULT_WAIT_MS
-    ) -> w.RateLimiterResult:
-        refill_rate = check_rate(rate)
-
-        def make(chunk: int) -> w.RateLimiterAcquire:
-            return w.RateLimiterAcquire(
-                key=key, tokens=tokens, capacity=capacity, refill_rate=refill_rate, timeout_ms=chunk
-            )
-
-        return await call_waiting(self, make, w.RateLimiterResult, timeout_ms, w.lock_waited_out)
-
-    async def rate_limiter_available(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
-        request = w.RateLimiterAvailable(key=key, capacity=capacity, refill_rate=check_rate(rate))
-        return await self._call(request, w.RateLimiterResult)
-
-    async def rate_limiter_reset(self, key: str, capacity: int, rate: float) -> w.RateLimiterResult:
-        request = w.RateLimiterReset(key=key, capacity=capacity, refill_rate=check_rate(rate))
-        return await self._call(request, w.RateLimiterResult)
-
     def rate_limiter(self, key: str, *, capacity: int, rate: float) -> RateLimiter:
-        return RateLimiter(self, key, capacity=capacity, rate=check_rate(rate))
+        return RateLimiter(self, key, capacity=capacity, rate=w.check_rate(rate))
 
     # ---------------------------------------------------------------------------------- rwlock --
     def rwlock(self, name: str, *, holder_id: str | None = None, ttl_ms: int = DEFAULT_TTL_MS) -> RwLock:
@@ -399,26 +361,42 @@ class RateLimiter:
         self._client, self.key, self.capacity, self.rate = client, key, capacity, rate
 
     async def try_acquire(self, tokens: int = 1) -> bool:
-        res = await self._client.rate_limiter_try_acquire(self.key, self.capacity, self.rate, tokens)
+        res: w.RateLimiterResult = await self._client.call(
+            w.RateLimiterTryAcquire(
+                key=self.key, capacity=self.capacity, refill_rate=self.rate, tokens=tokens
+            )
+        )
         if not res.is_success and res.retry_after_ms is None:
             raise CoordinationError(res.error or "rate limiter failed")
         return res.is_success
 
     async def acquire(self, tokens: int = 1, timeout_ms: int = DEFAULT_WAIT_MS) -> int:
         """Wait for `tokens`; returns the whole tokens left, or raises `CoordinationError`."""
-        res = await self._client.rate_limiter_acquire(self.key, self.capacity, self.rate, tokens, timeout_ms)
+        res: w.RateLimiterResult = await self._client.call(
+            w.RateLimiterAcquire(
+                key=self.key,
+                capacity=self.capacity,
+                refill_rate=self.rate,
+                tokens=tokens,
+                timeout_ms=timeout_ms,
+            )
+        )
         if not res.is_success or res.tokens_remaining is None:
             raise CoordinationError(res.error or "rate limited")
         return res.tokens_remaining
 
     async def available(self) -> int:
-        res = await self._client.rate_limiter_available(self.key, self.capacity, self.rate)
+        res: w.RateLimiterResult = await self._client.call(
+            w.RateLimiterAvailable(key=self.key, capacity=self.capacity, refill_rate=self.rate)
+        )
         if not res.is_success or res.tokens_remaining is None:
             raise CoordinationError(res.error or "rate limiter failed")
         return res.tokens_remaining
 
     async def reset(self) -> None:
-        res = await self._client.rate_limiter_reset(self.key, self.capacity, self.rate)
+        res: w.RateLimiterResult = await self._client.call(
+            w.RateLimiterReset(key=self.key, capacity=self.capacity, refill_rate=self.rate)
+        )
         if not res.is_success:
             raise CoordinationError(res.error or "rate limiter failed")
 
@@ -431,6 +409,5 @@ __all__ = [
     "LockTimeout",
     "RateLimiter",
     "RwLock",
-    "check_rate",
     "new_holder_id",
 ]

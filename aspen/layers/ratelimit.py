@@ -22,7 +22,8 @@ from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
 from aspen.kv.records import parse_record
-from aspen.layers.framework import Layer, check_user_key
+from aspen.layers.framework import Blocked, Layer, Wait, check_user_key
+from aspen.layers.lock import check_wait
 
 PREFIX: Final = "__coord:ratelimit:"
 MAX_TOKENS: Final = 2**53
@@ -48,10 +49,10 @@ class RateLimiterTryAcquire:
     key: str
     tokens: int
     capacity: int
-    rate: float
+    refill_rate: float
 
     def check(self) -> str | None:
-        error = check_bucket(self.key, self.capacity, self.rate)
+        error = check_bucket(self.key, self.capacity, self.refill_rate)
         if error is not None:
             return error
         if self.tokens < 1:
@@ -63,10 +64,10 @@ class RateLimiterTryAcquire:
 class RateLimiterReset:
     key: str
     capacity: int
-    rate: float
+    refill_rate: float
 
     def check(self) -> str | None:
-        return check_bucket(self.key, self.capacity, self.rate)
+        return check_bucket(self.key, self.capacity, self.refill_rate)
 
 
 RateLimiterOp = RateLimiterTryAcquire | RateLimiterReset
@@ -130,13 +131,14 @@ def retry_after_ms(missing: float, rate: float) -> int:
 
 def apply(txn: KvTxn, op: RateLimiterOp, now_ms: int) -> RateLimiterResult:
     if isinstance(op, RateLimiterReset):
-        _write(txn, op.key, float(op.capacity), now_ms, op.capacity, op.rate)
+        _write(txn, op.key, float(op.capacity), now_ms, op.capacity, op.refill_rate)
         return RateLimiterResult(True, op.capacity)
-    available, at_ms = _available(txn, op.key, op.capacity, op.rate, now_ms)
+    available, at_ms = _available(txn, op.key, op.capacity, op.refill_rate, now_ms)
     if op.tokens > available:
-        return RateLimiterResult(False, None, retry_after_ms(op.tokens - available, op.rate), RATE_LIMITED)
+        retry = retry_after_ms(op.tokens - available, op.refill_rate)
+        return RateLimiterResult(False, None, retry, RATE_LIMITED)
     left = available - op.tokens
-    _write(txn, op.key, left, at_ms, op.capacity, op.rate)
+    _write(txn, op.key, left, at_ms, op.capacity, op.refill_rate)
     return RateLimiterResult(True, math.floor(left))
 
 
@@ -155,12 +157,32 @@ def rejected(message: str) -> RateLimiterResult:
     return RateLimiterResult(is_success=False, error=message)
 
 
+def acquire_blocked(reader: KvReader, now_ms: int, op: RateLimiterTryAcquire) -> Blocked | None:
+    """Blocked while the bucket holds fewer than `op.tokens`; time alone refills it (or a reset)."""
+    try:
+        have, _ = _available(reader, op.key, op.capacity, op.refill_rate, now_ms)
+    except Rejected:  # a corrupt bucket: the attempt reports it
+        return None
+    if op.tokens <= have:
+        return None
+    retry = retry_after_ms(op.tokens - have, op.refill_rate)
+    return Blocked(
+        (storage_key(op.key),), RateLimiterResult(False, None, retry, RATE_LIMITED), now_ms + retry
+    )
+
+
 LAYER: Final[Layer[RateLimiterOp, RateLimiterResult]] = Layer(
     name="ratelimit",
     ops=(RateLimiterTryAcquire, RateLimiterReset),
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    queries={
+        "RateLimiterAvailable": lambda reader, now_ms, key, capacity, refill_rate: available(
+            reader, key, capacity, refill_rate, now_ms
+        )
+    },
+    waits={"RateLimiterTryAcquire": Wait(acquire_blocked, check_wait)},
 )
 
 __all__ = [

@@ -18,7 +18,6 @@ from aspen.node.coord_barrier import BarrierHandlers
 from aspen.node.coord_queue import QueueHandlers
 from aspen.node.coord_service import ServiceHandlers
 from aspen.node.coord_wait import now_ms
-from aspen.node.locks import LockHandlers
 from aspen.node.state import NodeStateMachine
 
 Propose = Callable[[Any, int], Awaitable[Any]]
@@ -29,7 +28,7 @@ Handler = Callable[[Any], Awaitable[Any]]
 _OVERHEAD = 64
 
 
-class CoordinationHandlers(LockHandlers):
+class CoordinationHandlers:
     def __init__(self, *, propose: Propose, barrier: Barrier, state: NodeStateMachine) -> None:
         self._propose_raw = propose
         self._barrier = barrier
@@ -37,7 +36,6 @@ class CoordinationHandlers(LockHandlers):
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            **self.lock_handlers(),
             **QueueHandlers(self).handlers(),
             **BarrierHandlers(self).handlers(),
             **ServiceHandlers(self).handlers(),
