@@ -1,37 +1,16 @@
-"""Wire models of the barrier requests (reference §4.3 94-96, §7.7); all answer `BarrierResult`."""
+"""Barriers: wait until N participants arrive, then until all have left. The operations are
+declared here once (aspen.api.operation); all three answer with a `BarrierResult`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import U64, WireModel
 
+#: The errors of a wait that ran out (the client re-issues the request while time is left).
 ENTER_TIMEOUT = "barrier enter timeout"
 LEAVE_TIMEOUT = "barrier leave timeout"
-
-
-class BarrierEnter(WireModel):
-    """Enter and wait (up to `timeout_ms`) until `required_count` participants are in."""
-
-    type: Literal["BarrierEnter"] = "BarrierEnter"
-    name: str
-    participant_id: str
-    required_count: U64
-    timeout_ms: U64 = 30_000
-
-
-class BarrierLeave(WireModel):
-    """Leave and wait (up to `timeout_ms`) until every participant has left."""
-
-    type: Literal["BarrierLeave"] = "BarrierLeave"
-    name: str
-    participant_id: str
-    timeout_ms: U64 = 30_000
-
-
-class BarrierStatus(WireModel):
-    type: Literal["BarrierStatus"] = "BarrierStatus"
-    name: str
 
 
 class BarrierResult(WireModel):
@@ -43,18 +22,44 @@ class BarrierResult(WireModel):
     error: str | None = None
 
 
-BARRIER_WRITES = frozenset({"BarrierEnter", "BarrierLeave"})
-BARRIER_READS = frozenset({"BarrierStatus"})
-BarrierRequest = BarrierEnter | BarrierLeave | BarrierStatus
+barrier = Family(
+    "barrier",
+    "Barriers: wait until N participants arrive, then until all have left.",
+    "barrier",
+    BarrierResult,
+)
+_NAME = Annotated[str, Arg()]
+_PARTICIPANT = Annotated[str, Opt("--participant", "Participant id.")]
+_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the other participants, in ms.")]
 
-__all__ = [
-    "BARRIER_READS",
-    "BARRIER_WRITES",
-    "ENTER_TIMEOUT",
-    "LEAVE_TIMEOUT",
-    "BarrierEnter",
-    "BarrierLeave",
-    "BarrierRequest",
-    "BarrierResult",
-    "BarrierStatus",
-]
+
+@barrier.blocking("enter", again=lambda r: r.error == ENTER_TIMEOUT)
+class BarrierEnter(WireModel):
+    """Enter barrier NAME and wait until --count participants are in."""
+
+    type: Literal["BarrierEnter"] = "BarrierEnter"
+    name: _NAME
+    participant_id: _PARTICIPANT
+    required_count: Annotated[U64, Opt("--count", "Participants the barrier waits for.", low=1)]
+    timeout_ms: _WAIT = 30_000
+
+
+@barrier.blocking("leave", again=lambda r: r.error == LEAVE_TIMEOUT)
+class BarrierLeave(WireModel):
+    """Leave barrier NAME and wait until every participant has left."""
+
+    type: Literal["BarrierLeave"] = "BarrierLeave"
+    name: _NAME
+    participant_id: _PARTICIPANT
+    timeout_ms: _WAIT = 30_000
+
+
+@barrier.read("status")
+class BarrierStatus(WireModel):
+    """Show the participants count, required count and phase of barrier NAME."""
+
+    type: Literal["BarrierStatus"] = "BarrierStatus"
+    name: _NAME
+
+
+__all__ = ["ENTER_TIMEOUT", "LEAVE_TIMEOUT", "BarrierEnter", "BarrierLeave", "BarrierResult", "BarrierStatus"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aspen.api import barrier as bar
+from aspen.api import barrier as _barrier  # noqa: F401  (declares its operations)
 from aspen.api import locks as _locks  # noqa: F401  (declares its operations)
 from aspen.api import queue as que
 from aspen.api import registry as reg
@@ -177,32 +177,24 @@ CoordinationRequest = (
     | SequenceReserve
     | SequenceCurrent
     | que.QueueRequest
-    | bar.BarrierRequest
     | reg.ServiceRequest
 )
 
 CoordinationResponse = (
     # One line per response type: several layers add theirs here.
-    CounterResult
-    | SignedCounterResult
-    | SequenceResult
-    | que.QueueResponse
-    | bar.BarrierResult
-    | reg.ServiceResponse
+    CounterResult | SignedCounterResult | SequenceResult | que.QueueResponse | reg.ServiceResponse
 )
 
 #: The requests not declared with `@operation` yet (declared ones carry their kind).
 WRITE_REQUESTS = frozenset(
     {
         *que.QUEUE_WRITES,
-        *bar.BARRIER_WRITES,
         *reg.SERVICE_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
     {
         *que.QUEUE_READS,
-        *bar.BARRIER_READS,
         *reg.SERVICE_READS,
     }
 )

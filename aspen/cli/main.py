@@ -19,12 +19,12 @@ from click.shell_completion import get_completion_class
 
 from aspen import __version__
 from aspen.api.errors import AspenError
-from aspen.cli import counter as _counter_printers  # noqa: F401  (registers its printer)
+from aspen.cli import barrier as _barrier_printers  # noqa: F401  (each registers its printer)
+from aspen.cli import counter as _counter_printers  # noqa: F401
 from aspen.cli import lock as _lock_printers  # noqa: F401
 from aspen.cli import ratelimit as _ratelimit_printers  # noqa: F401
 from aspen.cli import rwlock as _rwlock_printers  # noqa: F401
 from aspen.cli import semaphore as _semaphore_printers  # noqa: F401
-from aspen.cli.barrier import barrier_group
 from aspen.cli.blob import blob_group
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
@@ -81,7 +81,6 @@ cli.add_command(lease_group)
 cli.add_command(verify_group)
 cli.add_command(blob_group)
 cli.add_command(queue_group)
-cli.add_command(barrier_group)
 cli.add_command(service_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.

@@ -1,4 +1,5 @@
-"""Barriers in the client: flat methods returning the wire result, and a handle:
+"""The barrier handle (the flat methods `barrier_enter`, `barrier_leave`, `barrier_status` are
+derived from the declarations in aspen.api.barrier):
 
 async with client.barrier("phase-1", "worker-3", count=3):
     ...  # runs once all 3 workers entered; leaving waits until all 3 left
@@ -6,16 +7,11 @@ async with client.barrier("phase-1", "worker-3", count=3):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aspen.api import barrier as w
 from aspen.api.errors import AspenError
-from aspen.client.coord_wait import call_waiting
-
-if TYPE_CHECKING:
-    from aspen.api import messages as m
-
-R = TypeVar("R")
 
 DEFAULT_TIMEOUT_MS = 30_000
 
@@ -24,42 +20,10 @@ class BarrierError(AspenError):
     """The barrier was not passed in time, or the request was rejected."""
 
 
-class BarrierMixin:
+class BarrierHandles:
     if TYPE_CHECKING:
-        timeout: float
 
-        async def _call(self, request: m.Request, kind: type[R]) -> R: ...
-
-        async def request(self, request: m.Request, *, timeout: float | None = None) -> m.Response: ...
-
-    async def barrier_enter(
-        self, name: str, participant_id: str, count: int, *, timeout_ms: int = DEFAULT_TIMEOUT_MS
-    ) -> w.BarrierResult:
-        """Enter and wait until `count` participants are in (error `barrier enter timeout`)."""
-
-        def make(left_ms: int) -> w.BarrierEnter:
-            return w.BarrierEnter(
-                name=name, participant_id=participant_id, required_count=count, timeout_ms=left_ms
-            )
-
-        return await call_waiting(
-            self, make, w.BarrierResult, timeout_ms, lambda r: r.error == w.ENTER_TIMEOUT
-        )
-
-    async def barrier_leave(
-        self, name: str, participant_id: str, *, timeout_ms: int = DEFAULT_TIMEOUT_MS
-    ) -> w.BarrierResult:
-        """Leave and wait until every participant left (error `barrier leave timeout`)."""
-
-        def make(left_ms: int) -> w.BarrierLeave:
-            return w.BarrierLeave(name=name, participant_id=participant_id, timeout_ms=left_ms)
-
-        return await call_waiting(
-            self, make, w.BarrierResult, timeout_ms, lambda r: r.error == w.LEAVE_TIMEOUT
-        )
-
-    async def barrier_status(self, name: str) -> w.BarrierResult:
-        return await self._call(w.BarrierStatus(name=name), w.BarrierResult)
+        async def call(self, request: Any) -> Any: ...
 
     def barrier(
         self, name: str, participant_id: str, *, count: int, timeout_ms: int = DEFAULT_TIMEOUT_MS
@@ -67,30 +31,36 @@ class BarrierMixin:
         return Barrier(self, name, participant_id, count, timeout_ms)
 
 
+@dataclass(slots=True)
 class Barrier:
     """`async with` enters (waiting for everyone) and, on exit, leaves (waiting for everyone);
     either raises `BarrierError` if it does not happen within `timeout_ms`."""
 
-    __slots__ = ("_client", "count", "name", "participant_id", "timeout_ms")
-
-    def __init__(
-        self, client: BarrierMixin, name: str, participant_id: str, count: int, timeout_ms: int
-    ) -> None:
-        self._client, self.name, self.participant_id = client, name, participant_id
-        self.count, self.timeout_ms = count, timeout_ms
+    _client: BarrierHandles = field(repr=False)
+    name: str
+    participant_id: str
+    count: int
+    timeout_ms: int
 
     async def enter(self) -> w.BarrierResult:
-        res = await self._client.barrier_enter(
-            self.name, self.participant_id, self.count, timeout_ms=self.timeout_ms
+        request = w.BarrierEnter(
+            name=self.name,
+            participant_id=self.participant_id,
+            required_count=self.count,
+            timeout_ms=self.timeout_ms,
         )
-        if not res.is_success:
-            raise BarrierError(res.error or "barrier enter failed")
-        return res
+        return self._passed(await self._client.call(request), "enter")
 
     async def leave(self) -> w.BarrierResult:
-        res = await self._client.barrier_leave(self.name, self.participant_id, timeout_ms=self.timeout_ms)
+        request = w.BarrierLeave(
+            name=self.name, participant_id=self.participant_id, timeout_ms=self.timeout_ms
+        )
+        return self._passed(await self._client.call(request), "leave")
+
+    @staticmethod
+    def _passed(res: w.BarrierResult, what: str) -> w.BarrierResult:
         if not res.is_success:
-            raise BarrierError(res.error or "barrier leave failed")
+            raise BarrierError(res.error or f"barrier {what} failed")
         return res
 
     async def __aenter__(self) -> w.BarrierResult:
@@ -100,4 +70,4 @@ class Barrier:
         await self.leave()
 
 
-__all__ = ["Barrier", "BarrierError", "BarrierMixin"]
+__all__ = ["Barrier", "BarrierError", "BarrierHandles"]

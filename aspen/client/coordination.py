@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aspen.api import coordination as c
 from aspen.api.errors import AspenError
-from aspen.client.coord_barrier import BarrierMixin
+from aspen.client.coord_barrier import BarrierHandles
 from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreHandles
 from aspen.client.coord_service import ServiceRegistryMixin
@@ -37,7 +37,7 @@ def _value(res: c.CounterResult | c.SignedCounterResult | c.SequenceResult) -> i
 class CoordinationMixin(
     SemaphoreHandles,
     QueueMixin,
-    BarrierMixin,
+    BarrierHandles,
     ServiceRegistryMixin,
 ):
     """Flat coordination methods; `AspenClient` provides `_call`."""

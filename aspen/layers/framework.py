@@ -116,6 +116,11 @@ class Wait:
     blocked: Callable[[Any, int, Any], Blocked | None]
     check_timeout: Callable[[int], str | None] = lambda timeout_ms: None
     announce: bool = False
+    #: For an op that joins something and then waits for others (a barrier): `settle(reader,
+    #: now_ms, op, result_of_the_attempt)` is the answer once the state shows it, `Blocked` while
+    #: it does not, or None to attempt again (once `blocked` allows). Without it, a successful
+    #: attempt is the answer.
+    settle: Callable[[Any, int, Any, Any], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

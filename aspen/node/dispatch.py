@@ -26,7 +26,7 @@ from typing import Any
 from aspen.api.errors import InternalError
 from aspen.api.operation import OPERATIONS, Kind, OpSpec
 from aspen.api.wire import MAX_WAIT_PER_REQUEST_MS, WireModel
-from aspen.layers.framework import Layer, Wait
+from aspen.layers.framework import Blocked, Layer, Wait
 from aspen.node.proposer import Proposer
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -103,6 +103,17 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
         error = wait.check_timeout(timeout_ms) or op.check()
         if error is not None:
             return wire_result(spec, layer.rejected(error))
+
+        def expired() -> bool:
+            return time.monotonic() >= deadline
+
+        async def park(blocked: Blocked) -> None:
+            until = deadline
+            if blocked.ready_at_ms is not None:
+                wake = time.monotonic() + max(1, blocked.ready_at_ms - proposer.now_ms()) / 1000
+                until = min(until, wake)
+            await proposer.waiter.wait(blocked.keys, until)
+
         failures = 0
         announce = wait.announce
         while True:
@@ -110,22 +121,29 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
             if blocked is None:
                 announce = False
                 result = await proposer.propose_op(layer, attempt())
-                if result.is_success:
+                if wait.settle is not None:
+                    # The attempt registered us; the answer comes from the state as it settles.
+                    while isinstance(
+                        out := wait.settle(proposer.view(), proposer.now_ms(), op, result), Blocked
+                    ):
+                        if expired():
+                            return wire_result(spec, out.timed_out)
+                        await park(out)
+                    if out is not None:
+                        return wire_result(spec, out)
+                elif result.is_success:
                     return wire_result(spec, result)
-                blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
+                else:
+                    blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
                 if blocked is None:
                     failures += 1
                     if failures >= _UNBLOCKED_FAILURES:
                         return wire_result(spec, result)
                     continue
             failures = 0
-            now = time.monotonic()
-            if now >= deadline:
+            if expired():
                 return wire_result(spec, blocked.timed_out)
-            until = deadline
-            if blocked.ready_at_ms is not None:
-                until = min(until, now + max(1, blocked.ready_at_ms - proposer.now_ms()) / 1000)
-            await proposer.waiter.wait(blocked.keys, until)
+            await park(blocked)
 
     return handle
 

@@ -61,9 +61,9 @@ def test_barrier_matches_the_model(steps: list[BarrierEnter | BarrierLeave]) -> 
     for index, op in enumerate(steps, start=1):
         res: BarrierResult = kv.apply(index, through_log(barrier.LAYER.command(op, now_ms=index)))
         expected = (
-            model.enter(op.participant, op.count)
+            model.enter(op.participant_id, op.required_count)
             if isinstance(op, BarrierEnter)
-            else model.leave(op.participant)
+            else model.leave(op.participant_id)
         )
         assert res.is_success == expected[0], (op, res)
         if res.is_success:
