@@ -102,6 +102,8 @@ class Blocked:
     keys: tuple[str, ...]
     timed_out: Any
     ready_at_ms: int | None = None
+    #: Also wake on any key under these (a queue's items).
+    prefixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

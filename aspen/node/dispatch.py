@@ -112,7 +112,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
             if blocked.ready_at_ms is not None:
                 wake = time.monotonic() + max(1, blocked.ready_at_ms - proposer.now_ms()) / 1000
                 until = min(until, wake)
-            await proposer.waiter.wait(blocked.keys, until)
+            await proposer.waiter.wait(blocked.keys, until, blocked.prefixes)
 
         failures = 0
         announce = wait.announce

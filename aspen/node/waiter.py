@@ -24,6 +24,8 @@ class Waiter:
     def __init__(self, kv: KvStateMachine) -> None:
         self._kv = kv
         self._by_key: dict[str, set[asyncio.Event]] = {}
+        #: Waits on every key under a prefix (a queue's items); few, so a list is scanned per change.
+        self._by_prefix: list[tuple[str, asyncio.Event]] = []
         self._parked = 0
 
     @property
@@ -31,12 +33,15 @@ class Waiter:
         """How many waits are parked now."""
         return self._parked
 
-    async def wait(self, keys: Iterable[str], until: float) -> bool:
-        """Park until one of `keys` changes (True) or the monotonic time `until` passes (False)."""
+    async def wait(self, keys: Iterable[str], until: float, prefixes: Iterable[str] = ()) -> bool:
+        """Park until one of `keys`, or a key under one of `prefixes`, changes (True) or the
+        monotonic time `until` passes (False)."""
         keys = tuple(keys)
         event = asyncio.Event()
         for key in keys:
             self._by_key.setdefault(key, set()).add(event)
+        watched = [(prefix, event) for prefix in prefixes]
+        self._by_prefix.extend(watched)
         self._parked += 1
         self._kv.on_change = self._changed
         try:
@@ -52,6 +57,8 @@ class Waiter:
                     events.discard(event)
                     if not events:
                         del self._by_key[key]
+            for entry in watched:
+                self._by_prefix.remove(entry)
             self._parked -= 1
             if self._parked == 0:
                 self._kv.on_change = None
@@ -61,9 +68,14 @@ class Waiter:
             for events in self._by_key.values():
                 for event in events:
                     event.set()
+            for _, event in self._by_prefix:
+                event.set()
             return
         for event in self._by_key.get(key, ()):
             event.set()
+        for prefix, event in self._by_prefix:
+            if key.startswith(prefix):
+                event.set()
 
 
 __all__ = ["Waiter"]

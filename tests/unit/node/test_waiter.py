@@ -43,6 +43,23 @@ def test_other_keys_do_not_wake_it_and_the_deadline_ends_it() -> None:
     assert time.monotonic() - started >= 0.05
 
 
+def test_a_change_under_a_parked_prefix_wakes_it() -> None:
+    kv = KvStateMachine()
+    waiter = Waiter(kv)
+
+    async def go() -> tuple[bool, bool]:
+        wait = asyncio.create_task(waiter.wait([], time.monotonic() + 30, prefixes=["q:"]))
+        await asyncio.sleep(0)
+        kv.apply(1, Write("r:1", b"x"))  # another prefix: still parked
+        await asyncio.sleep(0)
+        parked = not wait.done()
+        kv.apply(2, Write("q:item:1", b"x"))
+        return parked, await wait
+
+    assert asyncio.run(go()) == (True, True)
+    assert kv.on_change is None
+
+
 def test_a_snapshot_wakes_every_wait() -> None:
     kv = KvStateMachine()
     kv.apply(1, Write("x", b"1"))
