@@ -63,7 +63,7 @@ def user_tag(name: str) -> str:
 
 
 def default_factor(voters: int) -> int:
-    """min(3, voters), at least 1 (issue 5: replication is on by default in a cluster)."""
+    """min(3, voters), at least 1 (replication is on by default in a cluster)."""
     return max(1, min(3, voters))
 
 
