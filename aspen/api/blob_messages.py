@@ -1,10 +1,10 @@
-"""Wire schema of the blob requests and results (reference §2.1), same conventions as `messages`.
+"""Wire schema of the blob requests and results, same conventions as `messages`.
 
 Blobs up to `BLOB_INLINE_THRESHOLD` travel inline (`AddBlob.data`, `GetBlobResult.data`). Larger
 ones go over the bulk data channel (TLS over TCP on the node's port number, docs/protocol.md §6):
 `StartBlobUpload` and `GetBlob` hand out a one-time `BlobTransfer` token the client presents there.
 Hashes are plain strings here: a malformed one is a domain answer (`error="invalid hash: …"`),
-as the reference specifies, not a decoding error.
+as the original Aspen answers it, not a decoding error.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Wire schema of the lease requests and results (reference §4.3 "lease", §7.9).
+"""Wire schema of the lease requests and results.
 
 Same conventions as `aspen.api.messages` (whose unions include these): a msgpack map tagged by
 `type`, validated strictly once at the edge. Lease ids are u64 on the wire; the state machine accepts

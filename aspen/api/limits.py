@@ -4,7 +4,7 @@ from __future__ import annotations
 
 #: Version of the request envelope; a node refuses envelopes of another version.
 PROTOCOL_VERSION = 1
-#: Largest request or response frame (reference §4.7).
+#: Largest request or response frame.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Most keys in one `BatchRead`, and the largest `ScanKeys.limit`. The same values as the state
 #: machine's `MAX_BATCH_OPS` and `MAX_SCAN_RESULTS` (aspen.kv.limits; a unit test keeps them equal),

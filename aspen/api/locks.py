@@ -1,5 +1,5 @@
-"""Wire schema of the lock, lock-set, rate-limiter and rwlock requests (reference §4.3, §7.1, §7.4,
-§7.6), joined into the unions of `aspen.api.coordination`.
+"""Wire schema of the lock, lock-set, rate-limiter and rwlock requests, joined into the unions of
+`aspen.api.coordination`.
 
 Range checks that need the layer's wording (TTL and wait bounds, tokens ≤ capacity) are left to the
 layer's `check()`, so the caller gets a domain result with a precise error instead of a generic

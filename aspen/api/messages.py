@@ -1,7 +1,7 @@
 """Wire schema: the tagged-enum requests and responses of the client RPC.
 
 Each frame is a msgpack map `{"type": "<VariantName>", ...fields}` with the variant and field names of
-the reference. Untrusted input is validated here, once, in strict mode (no coercion: a string where
+the original Aspen. Untrusted input is validated here, once, in strict mode (no coercion: a string where
 bytes are expected is an error, not a conversion). Inside the node these models are turned into the
 plain dataclasses of `aspen.kv` right away.
 """
@@ -227,7 +227,8 @@ Request = Annotated[
 
 REQUEST_ADAPTER: TypeAdapter[Request] = TypeAdapter(Request, config=ConfigDict(defer_build=True))
 
-#: Requests served before the cluster is initialised (reference §4.5, "bootstrap ops").
+#: Requests served before the cluster is initialised ("bootstrap ops"): enough to inspect a fresh
+#: node and to initialise it.
 BOOTSTRAP_REQUESTS = frozenset(
     {"Ping", "GetHealth", "GetNodeInfo", "GetClusterTicket", "GetRaftMetrics", "InitCluster", "GetMetrics"}
 )

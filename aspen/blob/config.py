@@ -1,4 +1,4 @@
-"""Blob store settings, from `ASPEN_BLOBS_*` environment variables (reference §5.1 names them so).
+"""Blob store settings, from `ASPEN_BLOBS_*` environment variables (the names the original Aspen uses).
 
 | variable | default | meaning |
 |---|---|---|

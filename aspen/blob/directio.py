@@ -1,9 +1,9 @@
 """Writing a large file sequentially past the page cache (`O_DIRECT`), with a buffered fallback.
 
 Blob bytes are written once, fsynced and then rarely read soon: caching them costs a copy into
-fresh page-cache memory per byte (on a VM, often the most expensive step of a transfer: measured
-here at 0.4-0.7 GB/s for first-touch pages against 1.5-2 GB/s for direct writes from one reused
-buffer), and it pushes the KV store's and the WAL's pages out of memory. So incoming bytes are
+fresh page-cache memory per byte (on a VM, often the most expensive step of a transfer: first-touch
+pages are much slower to write than direct writes from one reused buffer; docs/performance.md has
+the figures), and it pushes the KV store's and the WAL's pages out of memory. So incoming bytes are
 gathered into one aligned buffer and written from it by DMA.
 
 Invariants: every direct write starts at an offset that is a multiple of `ALIGN` and is a whole

@@ -13,7 +13,7 @@ Invariants:
   disk; it removes itself when its copy is gone (deleted by GC, or found corrupt). Each update is
   one layer operation on the record, so concurrent updates from several nodes never lose one another.
 * `updated_at_micros` is the proposing node's clock (informational; never compared inside apply).
-* Status (handler rule of the reference): no nodes ⇒ critical; fewer than min ⇒ under_replicated;
+* Status (the original Aspen's rule): no nodes ⇒ critical; fewer than min ⇒ under_replicated;
   fewer than factor ⇒ degraded; equal ⇒ healthy; more ⇒ over_replicated.
 """
 
@@ -53,7 +53,8 @@ __all__ = [
 USER_TAG_PREFIX = "user:"
 #: Held by a node for blobs it holds as a replica (so GC keeps them).
 REPLICA_TAG_PREFIX = "_replica:"
-#: Set by AddBlob, so an added blob persists without a user tag (reference: "automatic store tag").
+#: Set by AddBlob, so an added blob persists without a user tag (an "automatic store tag", as in the
+#: original Aspen).
 STORE_TAG_PREFIX = "_store:"
 
 
@@ -62,7 +63,7 @@ def user_tag(name: str) -> str:
 
 
 def default_factor(voters: int) -> int:
-    """min(3, voters), at least 1 (issue 5: replication is on by default in a cluster)."""
+    """min(3, voters), at least 1 (replication is on by default in a cluster)."""
     return max(1, min(3, voters))
 
 

@@ -1,4 +1,4 @@
-"""`aspen-cli blob …` (reference §6.3): JSON shapes and exit codes of the reference; exit 1 whenever
+"""`aspen-cli blob …`: JSON shapes and exit codes of the original Aspen; exit 1 whenever
 the command's own success field is false. Transfers of more than a few MB show a progress bar on
 stderr when it is a terminal."""
 

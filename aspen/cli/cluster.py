@@ -1,4 +1,4 @@
-"""`aspen-cli cluster …` (reference §6.4)."""
+"""`aspen-cli cluster …`: initialise the cluster, change its membership, inspect it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`aspen-cli kv …` (reference §6.2). Exit 1 on a domain failure (a failed write, a CAS conflict),
-in human and JSON mode alike (the reference's mode-dependent exit codes are a quirk we fix)."""
+"""`aspen-cli kv …`. Exit 1 on a domain failure (a failed write, a CAS conflict), in human and JSON
+mode alike (the original Aspen exited 0 on some of these failures in JSON mode; a script should not
+have to parse the output to learn that a write failed)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`aspen-cli lease …` (reference §6.7). Every command exits 1 when the result is not a success.
+"""`aspen-cli lease …`. Every command exits 1 when the result is not a success.
 
 `lease ttl` and `lease list` are linearizable reads unless `--stale`; the remaining time is computed
 by the answering node's clock against the expiry the leader stored.

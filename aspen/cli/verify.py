@@ -1,4 +1,4 @@
-"""`aspen-cli verify …` (reference §6.9): end-to-end checks of a running cluster.
+"""`aspen-cli verify …`: end-to-end checks of a running cluster.
 
 `verify kv` writes `--count` keys, waits until the leader reports every voter has matched the
 writes (polling its Raft metrics with a deadline, instead of the original's fixed 100 ms sleep),

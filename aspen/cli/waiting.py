@@ -1,8 +1,8 @@
 """Commands whose own `--timeout` is how long to wait: lock acquire, rwlock read|write, ratelimit
-acquire, semaphore acquire, barrier enter|leave (reference §6.5, §6.6).
+acquire, semaphore acquire, barrier enter|leave.
 
 Every leaf command also accepts the global `--timeout` (the per-request RPC budget). For these
-commands the leaf's `--timeout` is the wait, as in reference §6.6, so the global one is dropped from
+commands the leaf's `--timeout` is the wait, as in the original Aspen, so the global one is dropped from
 the leaf; `aspen-cli --timeout MS <group> <command>` (before the group) still sets the RPC budget,
 and the client stretches each request's budget to cover the node's wait."""
 

@@ -1,7 +1,8 @@
 """`AspenClient`: the async Python client of Aspen, used by `aspen-cli`.
 
 It holds one pooled QUIC connection per ticket peer and routes each request to the peer that last
-answered. Failures are handled the way the reference describes (§4.6), with one safety rule added:
+answered. Failures are handled as the original Aspen's client handles them, with one safety rule
+added:
 
 - `NOT_LEADER` (no leader known to that node): move to the next peer at once.
 - `NOT_INITIALIZED`: back off 100 → 1600 ms on the same peer, then move on.

@@ -1,4 +1,4 @@
-"""Leader election, a client recipe over the lock layer (reference §7.10), in the manner of etcd's
+"""Leader election, a client recipe over the lock layer, in the manner of etcd's
 `client/v3/concurrency` election:
 
     election = client.election("scheduler", ttl_ms=10_000)

@@ -23,8 +23,9 @@ Invariants:
   leases on their own.
 
 Storage note: the map holds plain tuples `(value, version, create_revision, mod_revision, lease_id)`
-rather than `KvEntry` objects. A frozen dataclass costs ~2 us to construct, which made restoring a
-1M-key snapshot take seconds longer and slowed every write; `KvEntry` is built on the way out.
+rather than `KvEntry` objects: constructing a frozen dataclass per key made restoring a large
+snapshot seconds slower and slowed every write (docs/performance.md); `KvEntry` is built on the way
+out.
 """
 
 from __future__ import annotations
@@ -527,8 +528,8 @@ class KvStateMachine:
         rows: list[_Row] = list(map(data.__getitem__, keys))
         if not rows:
             return [[], [], [], [], [], []]
-        # itemgetter per column, not zip(*rows): the transposition builds 1M-element argument tuples
-        # and triggers GC passes, measured ~15x slower at 1M keys.
+        # itemgetter per column, not zip(*rows): the transposition builds argument tuples as long as
+        # the store and triggers GC passes, many times slower on a large store (docs/performance.md).
         values, versions, creates, mods, leases = (list(map(itemgetter(i), rows)) for i in range(5))
         # mod_revision is stored as a delta to create_revision: 0 (one byte) for never-updated keys.
         mod_deltas = list(map(operator.sub, mods, creates))

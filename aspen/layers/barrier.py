@@ -1,6 +1,6 @@
-"""Barriers (reference §7.7, library semantics): `count` participants enter, and all are released
-together; then they leave, and the last one out completes the round. One JSON record in
-`__coord:barrier:<name>`: `{required, participants[], phase, round, created_at_ms}`.
+"""Barriers, as the original Aspen's coordination library defines them: `count` participants enter,
+and all are released together; then they leave, and the last one out completes the round. One JSON
+record in `__coord:barrier:<name>`: `{required, participants[], phase, round, created_at_ms}`.
 
 Invariants:
 - Phases of one round: `waiting` (fewer than `required` in) → `ready` (everyone may proceed) →

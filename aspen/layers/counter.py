@@ -1,5 +1,5 @@
-"""Counters (reference §7.2): unsigned (u64, saturating at 0 and at 2**64-1) and signed (i64,
-saturating at both ends), stored as decimal text in `__coord:counter:<key>`.
+"""Counters: unsigned (u64, saturating at 0 and at 2**64-1) and signed (i64, saturating at both
+ends), stored as decimal text in `__coord:counter:<key>`.
 
 Invariants:
 - A missing key reads as 0. Every operation is one log command, applied atomically, so concurrent
@@ -7,9 +7,10 @@ Invariants:
 - Unsigned arithmetic never wraps: `sub` below 0 gives 0, `add` above 2**64-1 gives 2**64-1. Signed
   arithmetic saturates at -2**63 and 2**63-1. Either way the result is a success.
 - `cas` succeeds iff the current value (0 if missing) equals `expected`; on a mismatch nothing is
-  written and the result carries the *actual* value ([Py] fix of quirk A16).
+  written and the result carries the *actual* value, which a caller needs to retry (the original
+  Aspen reported `expected` there).
 - A stored value that is not a valid number for the variant is reported as corrupt, never coerced;
-  signed and unsigned counters share the key space, as in the reference.
+  signed and unsigned counters share the key space, as in the original Aspen.
 """
 
 from __future__ import annotations

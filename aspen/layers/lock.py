@@ -1,5 +1,5 @@
-"""Distributed locks with fencing tokens (reference §7.1), and lock sets, stored as JSON
-`{holder_id, fencing_token, acquired_at_ms, ttl_ms, deadline_ms}` in `__coord:lock:<key>`.
+"""Distributed locks with fencing tokens, and lock sets, stored as JSON `{holder_id, fencing_token,
+acquired_at_ms, ttl_ms, deadline_ms}` in `__coord:lock:<key>`.
 
 Invariants:
 - Fencing tokens strictly increase per key, across release and expiry: the first holder gets 1,
@@ -33,9 +33,9 @@ from aspen.layers.framework import Blocked, Layer, Wait, check_user_key
 
 PREFIX: Final = "__coord:lock:"
 U64_MAX: Final = 2**64 - 1
-#: Longest lock TTL (reference constant): a crashed holder blocks others at most an hour.
+#: Longest lock TTL (the original Aspen's limit): a crashed holder blocks others at most an hour.
 MAX_TTL_MS: Final = 3_600_000
-#: Longest blocking wait of one acquire (reference constant).
+#: Longest blocking wait of one acquire (the original Aspen's limit).
 MAX_WAIT_MS: Final = 300_000
 MAX_HOLDER_BYTES: Final = 256
 MAX_SET_MEMBERS: Final = 16

@@ -1,5 +1,5 @@
-"""Token-bucket rate limiters (reference §7.4), stored as JSON
-`{tokens, last_update_ms, capacity_tokens, refill_rate}` in `__coord:ratelimit:<key>`.
+"""Token-bucket rate limiters, stored as JSON `{tokens, last_update_ms, capacity_tokens,
+refill_rate}` in `__coord:ratelimit:<key>`.
 
 Invariants:
 - Capacity and refill rate come with every request (a new bucket starts full); the bucket holds
@@ -8,7 +8,8 @@ Invariants:
   went backwards refills nothing, and `last_update_ms` never decreases.
 - `try_acquire(n)` takes n tokens iff n ≤ available, else writes nothing and answers when enough
   tokens will be there (`retry_after_ms`). Asking for more tokens than the capacity is an error
-  result ([Py] fix of quirk A4), never a crash; so is a rate that is not positive and finite.
+  result, not a crash as in the original Aspen (a failed assertion); so is a rate that is not
+  positive and finite.
 - Arithmetic is IEEE double, identical on every replica; capacities and token counts are capped at
   2**53 so that they are exact in a double.
 """

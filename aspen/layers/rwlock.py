@@ -1,6 +1,7 @@
-"""Read-write locks with writer preference (reference §7.6, library semantics), stored as JSON in
-`__coord:rwlock:<name>`: `{mode, fencing_token, writer: {holder_id, fencing_token, deadline_ms} | null,
-readers: [{holder_id, deadline_ms}], pending_writers: [{holder_id, deadline_ms}]}`.
+"""Read-write locks with writer preference, as the original Aspen's coordination library defines
+them, stored as JSON in `__coord:rwlock:<name>`: `{mode, fencing_token, writer: {holder_id,
+fencing_token, deadline_ms} | null, readers: [{holder_id, deadline_ms}], pending_writers:
+[{holder_id, deadline_ms}]}`.
 
 Invariants:
 - Either one live writer and no live reader, or any number (≤ 128) of live readers and no writer.
@@ -10,7 +11,8 @@ Invariants:
   deadline equal to the end of its wait; while a live pending writer exists, new readers are
   refused ("write lock pending"). The registration is written even though that try failed — the
   one failure that writes — and it expires by itself, so a crashed waiter cannot starve readers
-  ([Py]: the library's bare counter could leak). At most 64 pending writers.
+  (the original library kept a bare count of pending writers, which a crashed waiter could leave
+  raised for good). At most 64 pending writers.
 - Writer fencing tokens strictly increase per name (the counter stays in the record when the lock
   is free). Downgrade turns the writer into a reader and keeps the token: no other writer can have
   run in between. Release-write and downgrade need the writer's holder and token.

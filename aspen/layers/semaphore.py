@@ -1,5 +1,5 @@
-"""Semaphores (reference §7.5, library semantics): a capacity of permits shared by TTL'd holders,
-one JSON record in `__coord:sem:<name>`:
+"""Semaphores, as the original Aspen's coordination library defines them: a capacity of permits
+shared by TTL'd holders, one JSON record in `__coord:sem:<name>`:
 `{"capacity_permits": c, "holders": [{"holder_id","permits","acquired_at_ms","deadline_ms"}]}`.
 
 Invariants:
@@ -181,7 +181,8 @@ def apply(txn: KvTxn, op: SemaphoreOp, now_ms: int) -> SemaphoreResult:
 
 
 def status(reader: KvReader, name: str, now_ms: int) -> SemaphoreResult:
-    """(available, capacity) as of `now_ms`; an unknown semaphore is 0/0 (reference §7.5)."""
+    """(available, capacity) as of `now_ms`; an unknown semaphore is a success with 0/0, as in the
+    original Aspen."""
     error = check_user_key(PREFIX, name)
     if error is not None:
         return SemaphoreResult(False, error=error)

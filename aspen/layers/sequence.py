@@ -1,10 +1,11 @@
-"""Sequences (reference §7.3): unique, strictly increasing u64 IDs, stored as the highest ID handed
-out so far (decimal text) in `__coord:seq:<key>`.
+"""Sequences: unique, strictly increasing u64 IDs, stored as the highest ID handed out so far
+(decimal text) in `__coord:seq:<key>`.
 
 Invariants:
 - IDs start at 1 and are never handed out twice: `reserve(n)` on stored value `c` returns the
   range start `c+1`, stores `c+n`, and the range is `[c+1, c+n]`. `next` is `reserve(1)`, so
-  successive `next` calls give 1, 2, 3, ... ([Py] fix of quirk A13: no IDs wasted).
+  successive `next` calls give 1, 2, 3, ... (the original Aspen reserved 100 IDs per `next` and
+  wasted 99 of them: 1, 101, 201, ...).
 - A reservation that would pass 2**64-1 fails with `sequence exhausted` and changes nothing.
 - `current` is the next ID that would be handed out (`stored+1`, 1 if missing); it never writes.
 """

@@ -1,4 +1,4 @@
-"""Node configuration: flags and `ASPEN_*` environment variables (DESIGN §5, reference §5.1)."""
+"""Node configuration: flags and `ASPEN_*` environment variables."""
 
 from __future__ import annotations
 

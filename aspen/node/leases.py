@@ -34,7 +34,8 @@ from aspen.raft.node import RaftNode
 
 log = structlog.get_logger("aspen.node.leases")
 
-#: Answer of a TTL read for a lease that is unknown or expired by the reader's clock (reference §7.9).
+#: Answer of a TTL read for a lease that is unknown or expired by the reader's clock (the original
+#: Aspen's wording).
 ERR_TTL_NOT_FOUND: Final = "Lease not found or expired"
 #: How often the leader looks for expired leases. Lease TTLs are whole seconds, so a key outlives
 #: its lease by at most about this long (plus the time to commit the revocation).

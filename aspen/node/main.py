@@ -1,4 +1,4 @@
-"""`aspen-node`: start a node, serve until SIGTERM/SIGINT, stop gracefully (DESIGN §5).
+"""`aspen-node`: start a node, serve until SIGTERM/SIGINT, stop gracefully.
 
 Startup order: umask 077, open-file limit raised → validate config → data dir made private (0700,
 looser modes left by older versions fixed) → identity → open WAL and start Raft → bind the QUIC
@@ -398,12 +398,10 @@ def freeze_startup_heap() -> None:
     """Take everything built while starting (modules, pydantic models, TLS and QUIC state, the
     restored store) out of the cyclic collector's reach, as Instagram does with `gc.freeze()`.
 
-    Those objects live as long as the process, yet every full collection walked all of them: with
-    ~67k of them a full pass took ~35 ms and ran about once a second under load. Collections took
-    ~5 % of a node's CPU, half of it in those passes, and they were the worst of its tail latency
-    (256 writers, alternating runs: p99 66 -> 39 ms, puts/s +7-21 %; docs/performance.md). Frozen
-    objects are still freed by reference counting; only garbage *cycles* among them would stay, and
-    start-up objects are not discarded in cycles.
+    Those objects live as long as the process, yet every full collection walked all of them, and
+    under load those passes were a visible share of a node's CPU and the worst of its tail latency
+    (docs/performance.md has the figures). Frozen objects are still freed by reference counting;
+    only garbage *cycles* among them would stay, and start-up objects are not discarded in cycles.
     """
     gc.collect()
     gc.freeze()

@@ -39,7 +39,7 @@ class EndpointAddr:
 
 
 def parse_endpoint_addr(raw: str | bytes) -> EndpointAddr:
-    """EndpointAddr JSON (reference §3.2): `{"id": "<hex64>", "addrs": [{"Ip": "host:port"}, ...]}`."""
+    """EndpointAddr JSON, the `--addr` format: `{"id": "<hex64>", "addrs": [{"Ip": "host:port"}, ...]}`."""
     text = raw.decode() if isinstance(raw, bytes) else raw
     if _HEX64.fullmatch(text.strip().lower()):
         raise MembershipError(

@@ -1,7 +1,7 @@
 """Request dispatch: the boundary where wire requests become state-machine commands and where every
 error becomes a wire `Error` frame.
 
-Pipeline for each stream (reference §4.5): decode + authenticate (codec) → init gate → handler.
+Pipeline for each stream: decode + authenticate (codec) → init gate → handler.
 Whatever a handler raises is converted here and only here; the node never answers with a traceback
 and never crashes on a request.
 """
@@ -296,7 +296,7 @@ class NodeService:
         return InternalError(str(err))
 
     async def _forward(self, request: m.Request, hops: int, rid: str | None = None) -> bytes:
-        """Send `request` to the leader and relay its answer verbatim (reference §4.8)."""
+        """Send `request` to the leader and relay its answer verbatim."""
         leader = self.raft.leader_id
         if (
             not leader

@@ -4,7 +4,7 @@ aioquic writes an ACK frame only once the ACK is due: its delay (1 ms) after the
 packet. Until then it does not piggyback one on the packets it sends, so in request/response traffic
 each side answers almost every packet of the other with an ACK-only datagram of its own, 1 ms later,
 from a timer: one more datagram to build, encrypt and send on one side, and to receive, decrypt and
-process on the other, per request (measured at one client in flight: ~1 per request each way).
+process on the other, per request.
 RFC 9000 §13.2.1 allows an ACK to be sent at any time; sending it with stream data we are about to
 transmit anyway is free.
 

@@ -1,8 +1,9 @@
 """The client side of the bulk data channel: blob bytes over TLS 1.3 on TCP (docs/protocol.md §6).
 
-Large blobs do not go through QUIC (one aioquic stream moves only ≈ 17-22 MB/s here). The control
-stays on the QUIC RPC, which hands out a one-time 32-byte token; the bytes go over TLS/TCP to the
-same node's port number, on the listener that carries Raft, as channel kind `BLOB_CLIENT_CHANNEL`::
+Large blobs do not go through QUIC (one aioquic stream is far slower than TLS over TCP;
+docs/performance.md). The control stays on the QUIC RPC, which hands out a one-time 32-byte token;
+the bytes go over TLS/TCP to the same node's port number, on the listener that carries Raft, as
+channel kind `BLOB_CLIENT_CHANNEL`::
 
     TCP + TLS 1.3; the client pins the server: certificate key == the node's endpoint id
     server -> client: 32-byte nonce (part of the member handshake; clients ignore it)

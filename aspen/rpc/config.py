@@ -119,8 +119,7 @@ class AspenQuicConfiguration:
     max_datagram_size: int = 1350
     #: Datagram size on loopback, where the path MTU is 64 KiB and nothing fragments. aioquic's cost
     #: is mostly per packet (header protection, AEAD, ACK and loss bookkeeping), so fewer, larger
-    #: packets raise the request rate: measured with ../shared/anchors/quic_ceiling.py (256 in
-    #: flight, 2 connections, uvloop) 6.3 k req/s at 1350 bytes, 10.4 k at 8000, 11.0 k at 16000.
+    #: packets raise the request rate (docs/performance.md has the figures).
     loopback_datagram_size: int = 16_000
     max_streams_bidi: int = 256
     # Flow-control windows: aioquic doubles them as data is consumed, so these

@@ -1,4 +1,4 @@
-"""`cluster` commands of reference §6.4 against a real node, before and after init."""
+"""`cluster` commands against a real node, before and after init."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every `kv` command of reference §6.2 through `aspen-cli --json` against a real node."""
+"""Every `kv` command through `aspen-cli --json` against a real node."""
 
 from __future__ import annotations
 

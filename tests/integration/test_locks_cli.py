@@ -1,7 +1,6 @@
 """Locks, rwlocks and rate limiters on a 3-node cluster of real processes, through `aspen-cli` and
-the client (issue 6: every `lock`, `rwlock`, `ratelimit` command of reference §6.5/§6.6 against a
-3-node cluster; must show 3, second half: 5 contending clients never hold the lock together; must
-show 4, part: a lock survives a leader kill)."""
+the client: every `lock`, `rwlock` and `ratelimit` command, 5 contending clients never holding the
+lock together, and a lock surviving a leader kill."""
 
 from __future__ import annotations
 

@@ -202,8 +202,8 @@ class BlobHandlers:
 
     async def _delete(self, req: b.DeleteBlob) -> b.DeleteBlobResult:
         """Remove every user tag of the blob on this node, and its store and replica tags: the bytes
-        stay until GC collects them after the grace period (reference §2.1; `is_force` is accepted
-        and changes nothing, as there). `kv:*` tags are left alone."""
+        stay until GC collects them after the grace period (`is_force` is accepted and changes
+        nothing, as in the original Aspen). `kv:*` tags are left alone."""
         if not is_valid_hash(req.hash):
             return b.DeleteBlobResult(is_success=False, error=f"invalid hash: {req.hash!r}")
         names = [
@@ -408,5 +408,5 @@ _RESULT_OF: dict[str, type[Any]] = {
 
 
 def _failure(req: Any, error: str) -> Any:
-    """The request's own result type, failed with `error` (reference: "blob store not enabled")."""
+    """The request's own result type, failed with `error` (e.g. "blob store not enabled")."""
     return _RESULT_OF[req.type](**_FAILURE_FIELDS[req.type], error=error)

@@ -1,6 +1,7 @@
-"""Property test: locks and lock sets against a model written from reference §7.1 (with the [Py]
-notes), over random operation sequences that go through the whole log path (encode → decode →
-KvStateMachine.apply) with explicit, sometimes backwards, time.
+"""Property test: locks and lock sets against a model of the original Aspen's locks, with the checks
+we add (a TTL of 0 or above the maximum is refused, where the original crashed on 0), over random
+operation sequences that go through the whole log path (encode → decode → KvStateMachine.apply)
+with explicit, sometimes backwards, time.
 
 Checked besides the model: fencing tokens handed out for a key strictly increase, across release
 and expiry; a failure writes nothing; a lock set is all or nothing.

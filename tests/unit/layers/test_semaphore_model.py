@@ -1,5 +1,5 @@
-"""Property test: semaphores against a model (reference §7.5, library semantics), driven through
-the log codec and `KvStateMachine.apply` with explicit, possibly non-monotonic `now_ms`: the
+"""Property test: semaphores against a model of the original Aspen's coordination library, driven
+through the log codec and `KvStateMachine.apply` with explicit, possibly non-monotonic `now_ms`: the
 capacity is fixed by the first acquirer, expired holders' permits come back, Σ live permits never
 exceeds the capacity, re-acquiring is idempotent, release 0 = all."""
 
