@@ -32,6 +32,8 @@ the declarations without loading the state machine.
 from __future__ import annotations
 
 import enum
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -75,9 +77,14 @@ class Opt:
     help: str | None = None
     #: The option's default when it differs from the wire field's (a CLI convenience); None = same.
     default: Any = None
+    #: The CLI asks for it although the wire field has a default.
+    required: bool = False
     #: Tighter bounds for the CLI than the wire type's (so click refuses them as a usage error).
     low: int | None = None
     high: int | None = None
+    #: The name of the CLI parser (aspen.cli.operations) that turns the option's text into the
+    #: field's value, for a value the command line cannot spell field by field (a JSON list).
+    parser: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +116,18 @@ class Param:
     @property
     def required(self) -> bool:
         return self.info.is_required()
+
+    def base(self) -> tuple[Any, int | None, int | None]:
+        """The field's type without `| None` and its integer bounds (low, high), None if unbounded."""
+        hint, marks = self.info.annotation, list(self.info.metadata)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *extra = typing.get_args(hint)
+            marks += [m for e in extra for m in (e.metadata if isinstance(e, FieldInfo) else [e])]
+        low = next((m.ge for m in marks if hasattr(m, "ge")), None)
+        high = next((m.le for m in marks if hasattr(m, "le")), None)
+        return hint, low, high
 
 
 @dataclass(frozen=True, slots=True)
