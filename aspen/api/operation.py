@@ -149,6 +149,8 @@ class OpSpec:
     again: Callable[[Any], bool] | None = None
     #: Fields of the layer's result the wire result leaves at their default (the original's shape).
     omit: tuple[str, ...] = ()
+    #: BLOCKING: the request's field that says how long it may wait, in ms.
+    wait_field: str = "timeout_ms"
 
     @property
     def name(self) -> str:
@@ -179,6 +181,7 @@ def operation(
     cli: Verb | None = None,
     again: Callable[[Any], bool] | None = None,
     omit: tuple[str, ...] = (),
+    wait_field: str = "timeout_ms",
 ) -> Any:
     """Declare the decorated request model as an operation (see the module docstring)."""
 
@@ -197,6 +200,7 @@ def operation(
             cli=cli,
             again=again,
             omit=omit,
+            wait_field=wait_field,
         )
         return request
 
@@ -238,9 +242,12 @@ class Family:
         settings: Mapping[str, Any] | None = None,
         again: Callable[[Any], bool] | None = None,
         omit: tuple[str, ...] = (),
+        wait_field: str = "timeout_ms",
+        hand_written: bool = False,
     ) -> Any:
         """Declare the decorated request; `verb` None: no CLI command. The CLI help is the
-        request's docstring; the flat client method is `<group>_<verb>` unless `client` says."""
+        request's docstring; the flat client method is `<group>_<verb>` unless `client` says.
+        `hand_written`: a node handler serves it, not the family's layer."""
         answer = result or self.result
         if answer is None:
             raise TypeError(f"{self.group} {verb}: no result model")
@@ -254,13 +261,14 @@ class Family:
             declare = operation(
                 kind,
                 result=answer,
-                layer=self.layer,
+                layer=None if hand_written else self.layer,
                 layer_op=op,
                 fixed=fixed,
                 client=method,
                 cli=cli,
                 again=again,
                 omit=omit,
+                wait_field=wait_field,
             )
             return declare(request)  # type: ignore[no-any-return]
 
