@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from aspen.api import barrier as _barrier  # noqa: F401  (declares its operations)
 from aspen.api import locks as _locks  # noqa: F401  (declares its operations)
-from aspen.api import queue as que
+from aspen.api import queue as _queue  # noqa: F401  (declares its operations)
 from aspen.api import registry as reg
 from aspen.api import semaphore as _semaphore  # noqa: F401  (declares its operations)
 from aspen.api.operation import Arg, Family, Opt
@@ -176,25 +176,22 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
-    | que.QueueRequest
     | reg.ServiceRequest
 )
 
 CoordinationResponse = (
     # One line per response type: several layers add theirs here.
-    CounterResult | SignedCounterResult | SequenceResult | que.QueueResponse | reg.ServiceResponse
+    CounterResult | SignedCounterResult | SequenceResult | reg.ServiceResponse
 )
 
 #: The requests not declared with `@operation` yet (declared ones carry their kind).
 WRITE_REQUESTS = frozenset(
     {
-        *que.QUEUE_WRITES,
         *reg.SERVICE_WRITES,
     }
 )
 READ_REQUESTS = frozenset(
     {
-        *que.QUEUE_READS,
         *reg.SERVICE_READS,
     }
 )

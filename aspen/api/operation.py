@@ -32,6 +32,8 @@ the declarations without loading the state machine.
 from __future__ import annotations
 
 import enum
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -75,9 +77,14 @@ class Opt:
     help: str | None = None
     #: The option's default when it differs from the wire field's (a CLI convenience); None = same.
     default: Any = None
+    #: The CLI asks for it although the wire field has a default.
+    required: bool = False
     #: Tighter bounds for the CLI than the wire type's (so click refuses them as a usage error).
     low: int | None = None
     high: int | None = None
+    #: The name of the CLI parser (aspen.cli.operations) that turns the option's text into the
+    #: field's value, for a value the command line cannot spell field by field (a JSON list).
+    parser: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,18 @@ class Param:
     def required(self) -> bool:
         return self.info.is_required()
 
+    def base(self) -> tuple[Any, int | None, int | None]:
+        """The field's type without `| None` and its integer bounds (low, high), None if unbounded."""
+        hint, marks = self.info.annotation, list(self.info.metadata)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        if typing.get_origin(hint) is typing.Annotated:
+            hint, *extra = typing.get_args(hint)
+            marks += [m for e in extra for m in (e.metadata if isinstance(e, FieldInfo) else [e])]
+        low = next((m.ge for m in marks if hasattr(m, "ge")), None)
+        high = next((m.le for m in marks if hasattr(m, "le")), None)
+        return hint, low, high
+
 
 @dataclass(frozen=True, slots=True)
 class OpSpec:
@@ -130,6 +149,8 @@ class OpSpec:
     again: Callable[[Any], bool] | None = None
     #: Fields of the layer's result the wire result leaves at their default (the original's shape).
     omit: tuple[str, ...] = ()
+    #: BLOCKING: the request's field that says how long it may wait, in ms.
+    wait_field: str = "timeout_ms"
 
     @property
     def name(self) -> str:
@@ -160,6 +181,7 @@ def operation(
     cli: Verb | None = None,
     again: Callable[[Any], bool] | None = None,
     omit: tuple[str, ...] = (),
+    wait_field: str = "timeout_ms",
 ) -> Any:
     """Declare the decorated request model as an operation (see the module docstring)."""
 
@@ -178,6 +200,7 @@ def operation(
             cli=cli,
             again=again,
             omit=omit,
+            wait_field=wait_field,
         )
         return request
 
@@ -219,9 +242,12 @@ class Family:
         settings: Mapping[str, Any] | None = None,
         again: Callable[[Any], bool] | None = None,
         omit: tuple[str, ...] = (),
+        wait_field: str = "timeout_ms",
+        hand_written: bool = False,
     ) -> Any:
         """Declare the decorated request; `verb` None: no CLI command. The CLI help is the
-        request's docstring; the flat client method is `<group>_<verb>` unless `client` says."""
+        request's docstring; the flat client method is `<group>_<verb>` unless `client` says.
+        `hand_written`: a node handler serves it, not the family's layer."""
         answer = result or self.result
         if answer is None:
             raise TypeError(f"{self.group} {verb}: no result model")
@@ -235,13 +261,14 @@ class Family:
             declare = operation(
                 kind,
                 result=answer,
-                layer=self.layer,
+                layer=None if hand_written else self.layer,
                 layer_op=op,
                 fixed=fixed,
                 client=method,
                 cli=cli,
                 again=again,
                 omit=omit,
+                wait_field=wait_field,
             )
             return declare(request)  # type: ignore[no-any-return]
 

@@ -4,12 +4,11 @@ fields, its output from the printer the declaration names (by default its group'
 
 A printer is `(request, operation, result) -> Output`; `operation` is the verb with underscores
 (`signed_get`), the name JSON documents carry. Hand-written commands (those that are more than one
-request) are added to the same groups through `group_command`.
+request) are added to the same groups through `group_of`.
 """
 
 from __future__ import annotations
 
-import types
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,8 @@ Printer = Callable[[Any, str, Any], Output]
 
 #: Printers by name (a group's name is its default printer).
 PRINTERS: dict[str, Printer] = {}
+#: Option parsers by name (`Opt(parser=...)`): `(text) -> field value`, raising `click.BadParameter`.
+PARSERS: dict[str, click.ParamType[Any]] = {}
 _GROUPS: dict[str, click.Group] = {}
 
 
@@ -33,6 +34,17 @@ def printer(name: str) -> Callable[[Printer], Printer]:
 
     def register(fn: Printer) -> Printer:
         PRINTERS[name] = fn
+        return fn
+
+    return register
+
+
+def parser(name: str) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
+    """Register the decorated function as the option parser `name`."""
+
+    def register(fn: Callable[[str], Any]) -> Callable[[str], Any]:
+        PARSERS[name] = click.types.FuncParamType(fn)
+        PARSERS[name].name = "text"  # the help's metavar, as for any text option
         return fn
 
     return register
@@ -52,49 +64,51 @@ _WAIT = "timeout_ms"
 _WAIT_DEST = "wait_ms"
 
 
-def _dest(name: str) -> str:
-    return _WAIT_DEST if name == _WAIT else name
-
-
 def _click_type(param: Param) -> tuple[Any, bool]:
     """(click type, is-a-list) of a field from its annotation and bounds."""
-    hint: Any = param.info.annotation
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    hint, low, high = param.base()
+    if isinstance(param.cli, Opt) and param.cli.parser is not None:
+        return PARSERS[param.cli.parser], False
     if typing.get_origin(hint) is list:
-        return _click_type(Param(param.name, type(param.info)(annotation=typing.get_args(hint)[0]), None))[
-            0
-        ], True
+        item = type(param.info)(annotation=typing.get_args(hint)[0])
+        return _click_type(Param(param.name, item, None))[0], True
     if hint is int:
-        # pydantic keeps `Field(ge=, le=)` as metadata objects with those attributes
-        low = next((m.ge for m in param.info.metadata if hasattr(m, "ge")), None)
-        high = next((m.le for m in param.info.metadata if hasattr(m, "le")), None)
         if isinstance(param.cli, Opt):
             low = low if param.cli.low is None else param.cli.low
             high = high if param.cli.high is None else param.cli.high
         return click.IntRange(min=low, max=high), False
+    # bytes are typed as text (UTF-8 encoded when the request is built)
     return {str: click.STRING, bool: click.BOOL, float: click.FLOAT}.get(hint, click.STRING), False
+
+
+def _cli_name(param: Param) -> str:
+    """The click parameter's name: the argument's, or the option's flag as an identifier (so the
+    option's environment variable is named by its flag)."""
+    if isinstance(param.cli, Arg):
+        return param.cli.name or param.name
+    assert isinstance(param.cli, Opt)
+    if param.name == _WAIT:
+        return _WAIT_DEST
+    return (param.cli.flag or param.name).lstrip("-").replace("-", "_")
 
 
 def _click_param(param: Param) -> click.Parameter:
     ctype, many = _click_type(param)
     default = None if param.required else param.info.get_default(call_default_factory=True)
+    name = _cli_name(param)
     if isinstance(param.cli, Arg):
-        return click.Argument(
-            [param.cli.name or param.name], type=ctype, required=param.required, nargs=-1 if many else 1
-        )
+        return click.Argument([name], type=ctype, required=param.required, nargs=-1 if many else 1)
     assert isinstance(param.cli, Opt)
     if param.cli.default is not None:
         default = param.cli.default
     flag = param.cli.flag or "--" + param.name.replace("_", "-")
     if ctype is click.BOOL:
-        return click.Option([flag, param.name], is_flag=True, default=bool(default), help=param.cli.help)
-    dest = _dest(param.name)
-    required = param.required and param.cli.default is None
+        return click.Option([flag, name], is_flag=True, default=bool(default), help=param.cli.help)
+    required = param.cli.required or (param.required and param.cli.default is None)
     # No `default` at all for a required option: click counts an explicit None as a given value.
     extra: dict[str, Any] = {} if required else {"default": default}
     return click.Option(
-        [flag, dest],
+        [flag, name],
         type=ctype,
         required=required,
         multiple=many,
@@ -102,6 +116,13 @@ def _click_param(param: Param) -> click.Parameter:
         help=param.cli.help,
         **extra,
     )
+
+
+def _value(param: Param, value: Any) -> Any:
+    """A click value as the request's field: tuples as lists, text for a bytes field as UTF-8."""
+    if isinstance(value, tuple):
+        return [_value(param, v) for v in value]
+    return value.encode() if isinstance(value, str) and param.base()[0] is bytes else value
 
 
 def _build(spec: OpSpec) -> click.Command:
@@ -116,9 +137,7 @@ def _build(spec: OpSpec) -> click.Command:
         raise TypeError(f"{spec.name}: no printer {verb.printer or verb.group!r}")
 
     async def run(client: AspenClient, **values: Any) -> Output:
-        given = {p.name: values[_dest(p.name)] for p in params}
-        fields = {n: list(v) if isinstance(v, tuple) else v for n, v in given.items()}
-        request = spec.request(**fields)
+        request = spec.request(**{p.name: _value(p, values[_cli_name(p)]) for p in params})
         return show(request, verb.operation, await client.call(request))
 
     run.__doc__ = verb.help
@@ -140,4 +159,4 @@ def declared_groups() -> list[click.Group]:
     return list(_GROUPS.values())
 
 
-__all__ = ["PRINTERS", "declared_groups", "group_of", "printer"]
+__all__ = ["PARSERS", "PRINTERS", "declared_groups", "group_of", "parser", "printer"]

@@ -58,9 +58,9 @@ class OperationCalls:
             # The node waits at most one slice per request: re-issue with the time left.
             return await call_waiting(
                 self,  # type: ignore[arg-type]
-                lambda left_ms: request.model_copy(update={"timeout_ms": left_ms}),
+                lambda left_ms: request.model_copy(update={spec.wait_field: left_ms}),
                 spec.result,
-                request.timeout_ms,
+                getattr(request, spec.wait_field),
                 spec.again or (lambda result: False),
             )
         response = await self.request(request)

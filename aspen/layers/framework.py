@@ -18,6 +18,8 @@ Invariants:
   same way on every replica instead of being coerced differently.
 - `check()` is pure and is run both by the proposer (to refuse bad input without a log entry) and
   at apply time (the log may hold entries proposed by an older or buggy node).
+- A layer draws no randomness: a field marked `drawn()` (a receipt's nonce) is filled by the node
+  when it builds the op from a request, so the value is in the log and every replica sees it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aspen.kv.layer import KvTxn, LayerCommand, Rejected
 from aspen.kv.validation import check_key
+
+#: Field metadata of an op field the node fills with a fresh random number (see `drawn`).
+DRAWN = "aspen.drawn"
+
+
+def drawn() -> Any:
+    """Mark an op field (an int below 2^63) the node draws when it builds the op from a request."""
+    return field(metadata={DRAWN: True})
 
 
 class Op(Protocol):
@@ -135,10 +145,15 @@ class Layer(Generic[OpT, ResultT]):
     #: tests write adversarial bytes under every one of them, so a new layer is covered by declaring it.
     prefixes: tuple[str, ...] = ()
     #: Read-only queries by the name a READ operation declares (aspen.api.operation):
-    #: `query(reader, now_ms, **request_fields) -> result`, pure like `apply`.
-    queries: Mapping[str, Callable[..., ResultT]] = field(default_factory=dict)
+    #: `query(reader, now_ms, **request_fields) -> result`, pure like `apply`; the result is any
+    #: value whose attributes the declared result model takes.
+    queries: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     #: How a BLOCKING operation waits, by the name of the op it proposes (see `Wait`).
     waits: Mapping[str, Wait] = field(default_factory=dict)
+    #: Op builders by the name a WRITE declares, for a request whose fields are not one op's (one
+    #: enqueue is a batch of one): `build(**request_fields) -> op`, pure. Nested request models
+    #: arrive as tuples of their fields, as op fields hold them.
+    builders: Mapping[str, Callable[..., OpT]] = field(default_factory=dict)
 
     def command(self, op: OpT, now_ms: int) -> LayerCommand:
         """The log command for `op`, stamped with the proposer's clock."""
@@ -171,4 +186,4 @@ class Layer(Generic[OpT, ResultT]):
             return self.rejected(f"{self.name} {cmd.op} failed on the stored data ({type(err).__name__})")
 
 
-__all__ = ["Blocked", "Layer", "Op", "Wait", "check_user_key", "decode_op", "encode_op"]
+__all__ = ["DRAWN", "Blocked", "Layer", "Op", "Wait", "check_user_key", "decode_op", "drawn", "encode_op"]

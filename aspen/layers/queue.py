@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
-from aspen.layers.framework import Layer, check_user_key
+from aspen.layers.framework import Layer, check_user_key, drawn
 from aspen.layers.records import check_id, check_range, dump, escape, load, parse
 
 PREFIX: Final = "__coord:queue:"
@@ -84,15 +84,15 @@ def check_name(name: object) -> str | None:
 # -------------------------------------------------------------------------------------- operations --
 @dataclass(frozen=True, slots=True)
 class QueueCreate:
-    name: str
-    visibility_timeout_ms: int
+    queue_name: str
+    default_visibility_timeout_ms: int
     default_ttl_ms: int
     max_delivery_attempts: int
 
     def check(self) -> str | None:
         return (
-            check_name(self.name)
-            or check_range("visibility_timeout_ms", self.visibility_timeout_ms, 1, MAX_VISIBILITY_MS)
+            check_name(self.queue_name)
+            or check_range("visibility_timeout_ms", self.default_visibility_timeout_ms, 1, MAX_VISIBILITY_MS)
             or check_range("default_ttl_ms", self.default_ttl_ms, 0, MAX_TTL_MS)
             or check_range("max_delivery_attempts", self.max_delivery_attempts, 0, 2**32 - 1)
         )
@@ -100,10 +100,10 @@ class QueueCreate:
 
 @dataclass(frozen=True, slots=True)
 class QueueDelete:
-    name: str
+    queue_name: str
 
     def check(self) -> str | None:
-        return check_name(self.name)
+        return check_name(self.queue_name)
 
 
 #: One item to enqueue: (payload, ttl_ms (0 = the queue's default), message group, dedup id).
@@ -112,11 +112,11 @@ NewItem = tuple[bytes, int, str | None, str | None]
 
 @dataclass(frozen=True, slots=True)
 class QueueEnqueue:
-    name: str
+    queue_name: str
     items: tuple[NewItem, ...]
 
     def check(self) -> str | None:
-        error = check_name(self.name) or check_range("batch size", len(self.items), 1, MAX_BATCH)
+        error = check_name(self.queue_name) or check_range("batch size", len(self.items), 1, MAX_BATCH)
         if error is not None:
             return error
         for payload, ttl_ms, group, dedup in self.items:
@@ -126,7 +126,11 @@ class QueueEnqueue:
                 check_range("ttl_ms", ttl_ms, 0, MAX_TTL_MS)
                 or (None if group is None else check_id("message group id", group))
                 or (None if dedup is None else check_id("deduplication id", dedup))
-                or (None if dedup is None else check_user_key(PREFIX, f"{escape(self.name)}:dedup:{dedup}"))
+                or (
+                    None
+                    if dedup is None
+                    else check_user_key(PREFIX, f"{escape(self.queue_name)}:dedup:{dedup}")
+                )
             )
             if error is not None:
                 return error
@@ -135,17 +139,17 @@ class QueueEnqueue:
 
 @dataclass(frozen=True, slots=True)
 class QueueDequeue:
-    name: str
+    queue_name: str
     consumer_id: str
     max_items: int
     #: 0 = the queue's visibility timeout.
     visibility_timeout_ms: int
-    #: Chosen by the proposer; makes each delivery's receipt handle unguessable.
-    nonce: int
+    #: Drawn by the node; makes each delivery's receipt handle unguessable.
+    nonce: int = drawn()
 
     def check(self) -> str | None:
         return (
-            check_name(self.name)
+            check_name(self.queue_name)
             or check_id("consumer id", self.consumer_id)
             or check_range("max_items", self.max_items, 1, MAX_ITEMS)
             or check_range("visibility_timeout_ms", self.visibility_timeout_ms, 0, MAX_VISIBILITY_MS)
@@ -155,16 +159,16 @@ class QueueDequeue:
 
 @dataclass(frozen=True, slots=True)
 class QueueAck:
-    name: str
+    queue_name: str
     receipt_handle: str
 
     def check(self) -> str | None:
-        return check_name(self.name)
+        return check_name(self.queue_name)
 
 
 @dataclass(frozen=True, slots=True)
 class QueueNack:
-    name: str
+    queue_name: str
     receipt_handle: str
     move_to_dlq: bool
     error_message: str | None
@@ -172,28 +176,28 @@ class QueueNack:
     def check(self) -> str | None:
         if self.error_message is not None and len(self.error_message.encode()) > 4096:
             return "error message exceeds 4096 bytes"
-        return check_name(self.name)
+        return check_name(self.queue_name)
 
 
 @dataclass(frozen=True, slots=True)
 class QueueExtend:
-    name: str
+    queue_name: str
     receipt_handle: str
     additional_timeout_ms: int
 
     def check(self) -> str | None:
-        return check_name(self.name) or check_range(
+        return check_name(self.queue_name) or check_range(
             "additional_timeout_ms", self.additional_timeout_ms, 1, MAX_VISIBILITY_MS
         )
 
 
 @dataclass(frozen=True, slots=True)
 class QueueRedrive:
-    name: str
+    queue_name: str
     item_id: int
 
     def check(self) -> str | None:
-        return check_name(self.name) or check_range("item_id", self.item_id, 0, U64_MAX)
+        return check_name(self.queue_name) or check_range("item_id", self.item_id, 0, U64_MAX)
 
 
 QueueOp = (
@@ -228,25 +232,33 @@ class QueueItem:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    does_exist: bool
+    """What `status` answers: a queue's counts (all 0 when it does not exist or on an error)."""
+
+    is_success: bool
+    does_exist: bool = False
     visible_count: int = 0
     pending_count: int = 0
     dlq_count: int = 0
     total_enqueued: int = 0
     total_acked: int = 0
     total_dlq: int = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class QueueResult:
     is_success: bool
     error: str | None = None
-    was_created: bool | None = None
+    was_created: bool = False
     items_deleted: int | None = None
     item_ids: tuple[int, ...] = ()
     items: tuple[QueueItem, ...] = ()
     new_deadline_ms: int | None = None
-    stats: QueueStats | None = None
+
+    @property
+    def item_id(self) -> int | None:
+        """The id a one-item enqueue got."""
+        return self.item_ids[0] if self.item_ids else None
 
 
 # ----------------------------------------------------------------------------------------- records --
@@ -292,7 +304,7 @@ def _checked(key: str, record: dict[str, Any]) -> dict[str, Any]:
 
 def _new_meta(op: QueueCreate | None, now_ms: int) -> dict[str, Any]:
     return {
-        "visibility_timeout_ms": op.visibility_timeout_ms if op else DEFAULT_VISIBILITY_MS,
+        "visibility_timeout_ms": op.default_visibility_timeout_ms if op else DEFAULT_VISIBILITY_MS,
         "default_ttl_ms": op.default_ttl_ms if op else 0,
         "max_delivery_attempts": op.max_delivery_attempts if op else DEFAULT_MAX_ATTEMPTS,
         "next_id": 1,
@@ -355,19 +367,19 @@ def _to_dlq(
 
 # ---------------------------------------------------------------------------------------- applying --
 def _create(txn: KvTxn, op: QueueCreate, now_ms: int) -> QueueResult:
-    if _meta(txn, op.name) is not None:
+    if _meta(txn, op.queue_name) is not None:
         return QueueResult(True, was_created=False)
-    txn.put(queue_key(op.name), dump(_new_meta(op, now_ms)))
+    txn.put(queue_key(op.queue_name), dump(_new_meta(op, now_ms)))
     return QueueResult(True, was_created=True)
 
 
 def _delete(txn: KvTxn, op: QueueDelete) -> QueueResult:
     deleted = 0
-    for key, _ in txn.scan(queue_key(op.name) + ":"):
-        if ":dedup:" not in key[len(queue_key(op.name)) :]:
+    for key, _ in txn.scan(queue_key(op.queue_name) + ":"):
+        if ":dedup:" not in key[len(queue_key(op.queue_name)) :]:
             deleted += 1
         txn.delete(key)
-    txn.delete(queue_key(op.name))
+    txn.delete(queue_key(op.queue_name))
     return QueueResult(True, items_deleted=deleted)
 
 
@@ -388,10 +400,10 @@ def _sweep_dedup(txn: KvTxn, name: str, after: str, now_ms: int) -> None:
 
 
 def _enqueue(txn: KvTxn, op: QueueEnqueue, now_ms: int) -> QueueResult:
-    meta = _meta(txn, op.name) or _new_meta(None, now_ms)
+    meta = _meta(txn, op.queue_name) or _new_meta(None, now_ms)
     ids = []
     for payload, ttl_ms, group, dedup in op.items:
-        dedup_key = f"{_sub(op.name, 'dedup')}{dedup}"
+        dedup_key = f"{_sub(op.queue_name, 'dedup')}{dedup}"
         if dedup is not None:
             seen = load(txn, dedup_key)
             expires = seen.get("expires_at_ms") if seen is not None else None
@@ -415,13 +427,13 @@ def _enqueue(txn: KvTxn, op: QueueEnqueue, now_ms: int) -> QueueResult:
             "group": group,
             "dedup": dedup,
         }
-        txn.put(_id_key(op.name, "item", item_id), dump(record))
+        txn.put(_id_key(op.queue_name, "item", item_id), dump(record))
         if dedup is not None:
             txn.put(dedup_key, dump({"item_id": item_id, "expires_at_ms": now_ms + DEDUP_WINDOW_MS}))
-            _sweep_dedup(txn, op.name, dedup_key, now_ms)
+            _sweep_dedup(txn, op.queue_name, dedup_key, now_ms)
         meta["total_enqueued"] += 1
         ids.append(item_id)
-    txn.put(queue_key(op.name), dump(meta))
+    txn.put(queue_key(op.queue_name), dump(meta))
     return QueueResult(True, item_ids=tuple(ids))
 
 
@@ -438,15 +450,15 @@ def _release_expired(txn: KvTxn, name: str, now_ms: int) -> set[str]:
 
 
 def _dequeue(txn: KvTxn, op: QueueDequeue, now_ms: int) -> QueueResult:
-    meta = _meta(txn, op.name)
+    meta = _meta(txn, op.queue_name)
     if meta is None:
         return QueueResult(True)
     before = dict(meta)
-    in_flight = _release_expired(txn, op.name, now_ms)
+    in_flight = _release_expired(txn, op.queue_name, now_ms)
     visibility = op.visibility_timeout_ms or meta["visibility_timeout_ms"]
     max_attempts = meta["max_delivery_attempts"]
     claimed: list[QueueItem] = []
-    for key, record in _records(txn, op.name, "item"):
+    for key, record in _records(txn, op.queue_name, "item"):
         if len(claimed) >= op.max_items:
             break
         group = record.get("group")
@@ -454,7 +466,7 @@ def _dequeue(txn: KvTxn, op: QueueDequeue, now_ms: int) -> QueueResult:
             txn.delete(key)
         elif max_attempts and record.get("attempts", 0) >= max_attempts:
             txn.delete(key)
-            _to_dlq(txn, op.name, meta, record, REASON_MAX_ATTEMPTS, now_ms, None)
+            _to_dlq(txn, op.queue_name, meta, record, REASON_MAX_ATTEMPTS, now_ms, None)
         elif group is None or group not in in_flight:
             pending = {
                 **_item(record),
@@ -464,12 +476,12 @@ def _dequeue(txn: KvTxn, op: QueueDequeue, now_ms: int) -> QueueResult:
                 "deadline_ms": now_ms + visibility,
             }
             txn.delete(key)
-            txn.put(_id_key(op.name, "pending", record["id"]), dump(pending))
+            txn.put(_id_key(op.queue_name, "pending", record["id"]), dump(pending))
             if group is not None:
                 in_flight.add(group)
             claimed.append(_view(pending))
     if meta != before:
-        txn.put(queue_key(op.name), dump(meta))
+        txn.put(queue_key(op.queue_name), dump(meta))
     return QueueResult(True, items=tuple(claimed))
 
 
@@ -489,44 +501,44 @@ def _pending(txn: KvTxn, name: str, receipt: str) -> tuple[str, dict[str, Any]]:
 
 
 def _ack(txn: KvTxn, op: QueueAck) -> QueueResult:
-    key, _ = _pending(txn, op.name, op.receipt_handle)
+    key, _ = _pending(txn, op.queue_name, op.receipt_handle)
     txn.delete(key)
-    meta = _meta(txn, op.name)
+    meta = _meta(txn, op.queue_name)
     if meta is not None:
         meta["total_acked"] += 1
-        txn.put(queue_key(op.name), dump(meta))
+        txn.put(queue_key(op.queue_name), dump(meta))
     return QueueResult(True)
 
 
 def _nack(txn: KvTxn, op: QueueNack, now_ms: int) -> QueueResult:
-    key, record = _pending(txn, op.name, op.receipt_handle)
+    key, record = _pending(txn, op.queue_name, op.receipt_handle)
     txn.delete(key)
-    meta = _meta(txn, op.name) or _new_meta(None, now_ms)
+    meta = _meta(txn, op.queue_name) or _new_meta(None, now_ms)
     max_attempts = meta["max_delivery_attempts"]
     if op.move_to_dlq:
-        _to_dlq(txn, op.name, meta, record, REASON_REJECTED, now_ms, op.error_message)
+        _to_dlq(txn, op.queue_name, meta, record, REASON_REJECTED, now_ms, op.error_message)
     elif max_attempts and record.get("attempts", 0) >= max_attempts:
-        _to_dlq(txn, op.name, meta, record, REASON_MAX_ATTEMPTS, now_ms, op.error_message)
+        _to_dlq(txn, op.queue_name, meta, record, REASON_MAX_ATTEMPTS, now_ms, op.error_message)
     else:
-        txn.put(_id_key(op.name, "item", record["id"]), dump(_item(record)))
-    txn.put(queue_key(op.name), dump(meta))
+        txn.put(_id_key(op.queue_name, "item", record["id"]), dump(_item(record)))
+    txn.put(queue_key(op.queue_name), dump(meta))
     return QueueResult(True)
 
 
 def _extend(txn: KvTxn, op: QueueExtend, now_ms: int) -> QueueResult:
-    key, record = _pending(txn, op.name, op.receipt_handle)
+    key, record = _pending(txn, op.queue_name, op.receipt_handle)
     deadline = now_ms + op.additional_timeout_ms
     txn.put(key, dump({**record, "deadline_ms": deadline}))
     return QueueResult(True, new_deadline_ms=deadline)
 
 
 def _redrive(txn: KvTxn, op: QueueRedrive, now_ms: int) -> QueueResult:
-    key = _id_key(op.name, "dlq", op.item_id)
+    key = _id_key(op.queue_name, "dlq", op.item_id)
     record = load(txn, key)
     if record is None:
         return QueueResult(True)
     _checked(key, record)
-    meta = _meta(txn, op.name) or _new_meta(None, now_ms)
+    meta = _meta(txn, op.queue_name) or _new_meta(None, now_ms)
     ttl = meta["default_ttl_ms"]
     ready = {
         **_item(record),
@@ -535,8 +547,8 @@ def _redrive(txn: KvTxn, op: QueueRedrive, now_ms: int) -> QueueResult:
         "expires_at_ms": now_ms + ttl if ttl else 0,
     }
     txn.delete(key)
-    txn.put(_id_key(op.name, "item", op.item_id), dump(ready))
-    txn.put(queue_key(op.name), dump(meta))
+    txn.put(_id_key(op.queue_name, "item", op.item_id), dump(ready))
+    txn.put(queue_key(op.queue_name), dump(meta))
     return QueueResult(True)
 
 
@@ -563,15 +575,15 @@ def rejected(message: str) -> QueueResult:
 
 
 # ----------------------------------------------------------------------------------------- queries --
-def _query(name: str, run: Any) -> QueueResult:
+# Queries take the read's (reader, now_ms) and then the request's fields by name.
+def _query(name: str, run: Any, failed: Any = QueueResult) -> Any:
     error = check_name(name)
     if error is not None:
-        return QueueResult(False, error=error)
+        return failed(False, error=error)
     try:
-        result: QueueResult = run()
+        return run()
     except Rejected as err:
-        return QueueResult(False, error=err.message)
-    return result
+        return failed(False, error=err.message)
 
 
 def _visible(reader: KvReader, name: str, now_ms: int) -> list[dict[str, Any]]:
@@ -581,41 +593,49 @@ def _visible(reader: KvReader, name: str, now_ms: int) -> list[dict[str, Any]]:
     return sorted((_item(r) for r in ready + back if not _expired(r, now_ms)), key=lambda r: int(r["id"]))
 
 
-def status(reader: KvReader, name: str, now_ms: int) -> QueueResult:
-    def run() -> QueueResult:
-        meta = _meta(reader, name)
+def status(reader: KvReader, now_ms: int, queue_name: str) -> QueueStats:
+    def run() -> QueueStats:
+        meta = _meta(reader, queue_name)
         if meta is None:
-            return QueueResult(True, stats=QueueStats(does_exist=False))
-        pending = [r for _, r in _records(reader, name, "pending") if r.get("deadline_ms", 0) > now_ms]
-        stats = QueueStats(
+            return QueueStats(True, does_exist=False)
+        pending = [r for _, r in _records(reader, queue_name, "pending") if r.get("deadline_ms", 0) > now_ms]
+        return QueueStats(
+            True,
             does_exist=True,
-            visible_count=len(_visible(reader, name, now_ms)),
+            visible_count=len(_visible(reader, queue_name, now_ms)),
             pending_count=len(pending),
-            dlq_count=len(_records(reader, name, "dlq")),
+            dlq_count=len(_records(reader, queue_name, "dlq")),
             total_enqueued=meta.get("total_enqueued", 0),
             total_acked=meta.get("total_acked", 0),
             total_dlq=meta.get("total_dlq", 0),
         )
-        return QueueResult(True, stats=stats)
 
-    return _query(name, run)
+    result: QueueStats = _query(queue_name, run, QueueStats)
+    return result
 
 
-def peek(reader: KvReader, name: str, max_items: int, now_ms: int) -> QueueResult:
+def peek(reader: KvReader, now_ms: int, queue_name: str, max_items: int) -> QueueResult:
     """Up to `max_items` visible items in FIFO order, without claiming them."""
-    return _query(
-        name,
-        lambda: QueueResult(True, items=tuple(_view(r) for r in _visible(reader, name, now_ms)[:max_items])),
-    )
+
+    def run() -> QueueResult:
+        return QueueResult(True, items=tuple(map(_view, _visible(reader, queue_name, now_ms)[:max_items])))
+
+    result: QueueResult = _query(queue_name, run)
+    return result
 
 
-def dead_letters(reader: KvReader, name: str, max_items: int) -> QueueResult:
-    return _query(
-        name,
-        lambda: QueueResult(
-            True, items=tuple(_view(r) for _, r in _records(reader, name, "dlq")[:max_items])
-        ),
-    )
+def dead_letters(reader: KvReader, now_ms: int, queue_name: str, max_items: int) -> QueueResult:
+    """Up to `max_items` dead letters by id (`now_ms` unused: dead letters do not expire)."""
+
+    def run() -> QueueResult:
+        letters = _records(reader, queue_name, "dlq")[:max_items]
+        # A dead letter always has a reason; one a user overwrote without it reads as "".
+        return QueueResult(
+            True, items=tuple(_view({**r, "reason": r.get("reason") or ""}) for _, r in letters)
+        )
+
+    result: QueueResult = _query(queue_name, run)
+    return result
 
 
 def has_visible(reader: KvReader, name: str, now_ms: int) -> bool:
@@ -624,6 +644,22 @@ def has_visible(reader: KvReader, name: str, now_ms: int) -> bool:
         return check_name(name) is None and bool(_visible(reader, name, now_ms))
     except Rejected:
         return True  # let the dequeue itself report the corruption
+
+
+def _enqueue_one(
+    queue_name: str,
+    payload: bytes,
+    ttl_ms: int | None,
+    message_group_id: str | None,
+    deduplication_id: str | None,
+) -> QueueEnqueue:
+    """One enqueue request is a batch of one (ttl None or 0: the queue's default)."""
+    return QueueEnqueue(queue_name, ((payload, ttl_ms or 0, message_group_id, deduplication_id),))
+
+
+def _enqueue_batch(queue_name: str, items: tuple[tuple[Any, ...], ...]) -> QueueEnqueue:
+    """`items`: (payload, ttl_ms or None, message group, dedup id) each."""
+    return QueueEnqueue(queue_name, tuple((p, ttl or 0, group, dedup) for p, ttl, group, dedup in items))
 
 
 LAYER: Final[Layer[QueueOp, QueueResult]] = Layer(
@@ -641,6 +677,8 @@ LAYER: Final[Layer[QueueOp, QueueResult]] = Layer(
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX,),
+    queries={"QueuePeek": peek, "QueueStatus": status, "QueueGetDLQ": dead_letters},
+    builders={"QueueEnqueue": _enqueue_one, "QueueEnqueueBatch": _enqueue_batch},
 )
 
 __all__ = [

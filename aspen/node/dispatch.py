@@ -2,7 +2,9 @@
 layer does is derived from its declaration, so a new primitive needs no handler here.
 
 - WRITE: the request's fields (plus the declaration's `fixed` arguments) become the layer op of the
-  same field names, which the `Proposer` checks, stamps with the leader's clock and proposes.
+  same field names (or go to the layer's builder of that name), which the `Proposer` checks,
+  stamps with the leader's clock and proposes. Lists and nested models become tuples; an op field
+  marked `drawn()` is drawn here, on the leader, never inside apply.
 - READ: after a read barrier (none when the request asks for `stale`), the layer's query of that
   name runs over the applied state with the node's clock.
 - BLOCKING: the op is proposed only when the layer's `Wait.blocked` check of the applied state
@@ -19,33 +21,82 @@ leader, so a write handler here always runs on the leader.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
+import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 from aspen.api.errors import InternalError
 from aspen.api.operation import OPERATIONS, Kind, OpSpec
 from aspen.api.wire import MAX_WAIT_PER_REQUEST_MS, WireModel
-from aspen.layers.framework import Blocked, Layer, Wait
+from aspen.layers.framework import DRAWN, Blocked, Layer, Wait
 from aspen.node.proposer import Proposer
 
 Handler = Callable[[Any], Awaitable[Any]]
 
 
-def _plain(value: Any) -> Any:
-    """A layer value in wire shape: dataclasses as maps (a nested model validates from one),
-    tuples as lists."""
+def _alternatives(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+
+
+def _model(hint: Any) -> type[BaseModel] | None:
+    """The wire model `hint` names (through `| None`), or None."""
+    return next((a for a in _alternatives(hint) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _items(hint: Any) -> Any:
+    """The item type of the list `hint` names (through `| None`), or Any."""
+    return next((typing.get_args(a)[0] for a in _alternatives(hint) if typing.get_origin(a) is list), Any)
+
+
+def _plain(value: Any, hint: Any = Any) -> Any:
+    """A layer value in the wire shape `hint` asks for: dataclasses as maps (of the nested model's
+    fields, when `hint` names one: it validates from such a map), tuples as lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        model = _model(hint)
+        fields = model.model_fields if model else {f.name: None for f in dataclasses.fields(value)}
+        return {
+            n: _plain(getattr(value, n), f.annotation if f else Any)
+            for n, f in fields.items()
+            if hasattr(value, n)
+        }
     if isinstance(value, tuple):
-        return [_plain(v) for v in value]
+        return [_plain(v, _items(hint)) for v in value]
     return value
 
 
 def wire_result(spec: OpSpec, result: object) -> WireModel:
     """The layer's result as the declared result model: every model field the result has."""
-    names = (n for n in spec.result.model_fields if n != "type" and n not in spec.omit)
-    return spec.result(**{n: _plain(getattr(result, n)) for n in names if hasattr(result, n)})
+    fields = {
+        n: f
+        for n, f in spec.result.model_fields.items()
+        if n != "type" and n not in spec.omit and hasattr(result, n)
+    }
+    return spec.result(**{n: _plain(getattr(result, n), f.annotation) for n, f in fields.items()})
+
+
+def _op_value(value: Any) -> Any:
+    """A request value as layer ops hold it: lists and nested models as tuples (positional)."""
+    if isinstance(value, BaseModel):
+        return tuple(_op_value(getattr(value, n)) for n in type(value).model_fields)
+    if isinstance(value, list):
+        return tuple(_op_value(v) for v in value)
+    return value
+
+
+def _size(value: Any) -> int:
+    """Bytes of the strings and bytes in an op (the bulk of its log entry), nested ones included."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(_size(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(_size(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 0
 
 
 def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
@@ -53,26 +104,32 @@ def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
     return {**args, **spec.fixed}
 
 
-def _op_builder(spec: OpSpec, layer: Layer[Any, Any]) -> Callable[[dict[str, Any]], Any]:
-    """The layer op of the request's arguments (by field name; the rest, e.g. a wait's
-    `timeout_ms`, is not part of the op)."""
+def _builder(spec: OpSpec, layer: Layer[Any, Any]) -> Callable[[dict[str, Any]], Any]:
+    """The layer op of the request's arguments: the layer's builder of that name, or its op type by
+    field name (the rest, e.g. a wait's `timeout_ms`, is not part of the op), whose `drawn()`
+    fields are drawn here. Lists and nested models arrive as tuples, as layer ops hold them."""
+    built = layer.builders.get(spec.layer_op)
+    if built is not None:
+        return lambda args: built(**{n: _op_value(v) for n, v in args.items()})
     op_type = next((t for t in layer.ops if t.__name__ == spec.layer_op), None)
     if op_type is None:
         raise TypeError(f"{spec.name}: layer {layer.name!r} has no operation {spec.layer_op!r}")
     fields = [f.name for f in dataclasses.fields(op_type)]
+    drawn = [f.name for f in dataclasses.fields(op_type) if f.metadata.get(DRAWN)]
 
     def build(args: dict[str, Any]) -> Any:
-        # Layer ops hold tuples, never lists (they are encoded positionally into the log).
-        return op_type(**{f: tuple(args[f]) if isinstance(args[f], list) else args[f] for f in fields})
+        values = {n: _op_value(v) for n, v in args.items()} | {f: secrets.randbits(63) for f in drawn}
+        return op_type(**{f: values[f] for f in fields})
 
     return build
 
 
 def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> Handler:
-    build = _op_builder(spec, layer)
+    build = _builder(spec, layer)
 
     async def handle(request: WireModel) -> WireModel:
-        return wire_result(spec, await proposer.propose_op(layer, build(_request_args(spec, request))))
+        op = build(_request_args(spec, request))
+        return wire_result(spec, await proposer.propose_op(layer, op, _size(op)))
 
     return handle
 
@@ -84,7 +141,7 @@ _UNBLOCKED_FAILURES = 2
 
 
 def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> Handler:
-    build = _op_builder(spec, layer)
+    build = _builder(spec, layer)
     wait: Wait | None = layer.waits.get(spec.layer_op)
     if wait is None:
         raise TypeError(f"{spec.name}: layer {layer.name!r} has no wait for {spec.layer_op!r}")

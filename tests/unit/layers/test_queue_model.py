@@ -61,7 +61,7 @@ class Model:
             return False
         self.exists, self.visibility, self.ttl, self.max_attempts = (
             True,
-            op.visibility_timeout_ms,
+            op.default_visibility_timeout_ms,
             op.default_ttl_ms,
             op.max_delivery_attempts,
         )
@@ -212,8 +212,8 @@ def test_queue_matches_the_model(steps: list[tuple[object, int]]) -> None:
                     model.dlq[found.id] = found
                 else:
                     model.ready[found.id] = found
-        stats = queue.status(KvView(kv), Q, now).stats
-        assert stats is not None and stats.does_exist == model.exists
+        stats = queue.status(KvView(kv), now, Q)
+        assert stats.is_success and stats.does_exist == model.exists
         if model.exists:
             live_pending = sum(1 for it in model.pending.values() if it.deadline > now)
             assert (stats.visible_count, stats.pending_count, stats.dlq_count) == (
@@ -221,9 +221,9 @@ def test_queue_matches_the_model(steps: list[tuple[object, int]]) -> None:
                 live_pending,
                 len(model.dlq),
             )
-        peeked = queue.peek(KvView(kv), Q, 100, now).items
+        peeked = queue.peek(KvView(kv), now, Q, 100).items
         assert [i.item_id for i in peeked] == sorted(i.item_id for i in peeked)
-        dead = {i.item_id for i in queue.dead_letters(KvView(kv), Q, 100).items}
+        dead = {i.item_id for i in queue.dead_letters(KvView(kv), now, Q, 100).items}
         assert dead == set(model.dlq)
         # Structural invariant: an id lives in at most one category.
         keys = [k.rsplit(":", 1)[1] for k, _ in kv.items(queue.queue_key(Q) + ":") if ":dedup:" not in k]
@@ -248,8 +248,8 @@ def test_receipt_of_a_redelivered_item_is_stale_and_bad_input_is_rejected() -> N
     assert run(QueueDequeue(Q, "", 1, 10, 5), 16).error == "consumer id cannot be empty"
     assert run(QueueDequeue(Q, "a", 101, 10, 5), 16).error == "max_items must be between 1 and 100"
     assert run(QueueEnqueue(Q, ()), 17).error == "batch size must be between 1 and 100"
-    status = queue.status(KvView(kv), Q, 18).stats
-    assert status is not None and (status.total_enqueued, status.total_acked) == (1, 1)
+    status = queue.status(KvView(kv), 18, Q)
+    assert (status.total_enqueued, status.total_acked) == (1, 1)
 
 
 def test_expired_dedup_entries_are_swept_by_later_enqueues() -> None:
