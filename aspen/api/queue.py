@@ -201,16 +201,16 @@ def _waited_out(result: QueueDequeueResult) -> bool:
     return result.is_success and not result.items
 
 
-# The node waits in a hand-written handler (aspen.node.coord_queue), at most
+# The node parks it (proposing nothing) until an item can be handed out, at most
 # `MAX_WAIT_PER_REQUEST_MS` per request; the client re-issues it for longer waits.
 @queue.blocking(
     "dequeue-wait",
     result=QueueDequeueResult,
+    op="QueueDequeue",
     printer="queue-items",
     label="dequeue-wait",
     again=_waited_out,
     wait_field="wait_timeout_ms",
-    hand_written=True,
 )
 class QueueDequeueWait(WireModel):
     """Like dequeue, but wait up to --wait ms for an item to arrive."""

@@ -27,7 +27,8 @@ Invariants:
   passed cannot ack an item redelivered to someone else.
 - Every scan is bounded (`SCAN_LIMIT` keys per category per operation). Expired dedup entries are
   swept a few at a time by enqueues that carry a dedup id (`DEDUP_SWEEP`).
-- Waiting (dequeue-wait) happens in the node, never here.
+- Waiting (dequeue-wait) happens in the node, never here: `dequeue_blocked` tells it from the
+  applied state whether an item can be handed out now.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
-from aspen.layers.framework import Layer, check_user_key, drawn
+from aspen.layers.framework import Blocked, Layer, Wait, check_user_key, drawn
 from aspen.layers.records import check_id, check_range, dump, escape, load, parse
 
 PREFIX: Final = "__coord:queue:"
@@ -638,12 +639,28 @@ def dead_letters(reader: KvReader, now_ms: int, queue_name: str, max_items: int)
     return result
 
 
-def has_visible(reader: KvReader, name: str, now_ms: int) -> bool:
-    """Whether a dequeue might find something (cheap pre-check for dequeue-wait; never raises)."""
+def dequeue_blocked(reader: KvReader, now_ms: int, op: QueueDequeue) -> Blocked | None:
+    """A dequeue-wait parks while no item can be handed out: none is visible, or every visible one
+    belongs to a message group with an item in flight. Any change under the queue wakes it, and so
+    does the end of the first in-flight item's visibility timeout."""
     try:
-        return check_name(name) is None and bool(_visible(reader, name, now_ms))
+        pending = [r for _, r in _records(reader, op.queue_name, "pending")]
+        live = [r for r in pending if r.get("deadline_ms", 0) > now_ms]
+        in_flight = {r["group"] for r in live if r.get("group") is not None}
+        visible = _visible(reader, op.queue_name, now_ms)
     except Rejected:
-        return True  # let the dequeue itself report the corruption
+        return None  # let the dequeue itself report the corruption
+    if any(r.get("group") is None or r["group"] not in in_flight for r in visible):
+        return None
+    ready_at = min((r["deadline_ms"] for r in live), default=None)
+    key = queue_key(op.queue_name)
+    return Blocked((key,), QueueResult(True), ready_at, prefixes=(key + ":",))
+
+
+def dequeue_settled(reader: KvReader, now_ms: int, op: QueueDequeue, result: QueueResult) -> Any:
+    """A dequeue that handed nothing out (its items went to the DLQ, or another consumer was first)
+    waits on."""
+    return result if result.items or not result.is_success else None
 
 
 def _enqueue_one(
@@ -679,6 +696,7 @@ LAYER: Final[Layer[QueueOp, QueueResult]] = Layer(
     prefixes=(PREFIX,),
     queries={"QueuePeek": peek, "QueueStatus": status, "QueueGetDLQ": dead_letters},
     builders={"QueueEnqueue": _enqueue_one, "QueueEnqueueBatch": _enqueue_batch},
+    waits={"QueueDequeue": Wait(dequeue_blocked, settle=dequeue_settled)},
 )
 
 __all__ = [
@@ -699,7 +717,8 @@ __all__ = [
     "QueueResult",
     "QueueStats",
     "dead_letters",
-    "has_visible",
+    "dequeue_blocked",
+    "dequeue_settled",
     "peek",
     "queue_key",
     "status",

@@ -14,7 +14,6 @@ from typing import Any
 from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers.framework import Layer, Op
-from aspen.node.coord_queue import QueueHandlers
 from aspen.node.coord_service import ServiceHandlers
 from aspen.node.coord_wait import now_ms
 from aspen.node.state import NodeStateMachine
@@ -35,7 +34,6 @@ class CoordinationHandlers:
 
     def handlers(self) -> dict[str, Handler]:
         return {
-            **QueueHandlers(self).handlers(),
             **ServiceHandlers(self).handlers(),
         }
 

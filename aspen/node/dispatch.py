@@ -148,7 +148,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
 
     async def handle(request: WireModel) -> WireModel:
         args = _request_args(spec, request)
-        timeout_ms: int = args["timeout_ms"]
+        timeout_ms: int = args[spec.wait_field]
         deadline = time.monotonic() + min(timeout_ms, MAX_WAIT_PER_REQUEST_MS) / 1000
 
         def attempt() -> Any:
@@ -177,7 +177,8 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
             blocked = None if announce else wait.blocked(proposer.view(), proposer.now_ms(), op)
             if blocked is None:
                 announce = False
-                result = await proposer.propose_op(layer, attempt())
+                current = attempt()
+                result = await proposer.propose_op(layer, current, _size(current))
                 if wait.settle is not None:
                     # The attempt registered us; the answer comes from the state as it settles.
                     while isinstance(
@@ -190,8 +191,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
                         return wire_result(spec, out)
                 elif result.is_success:
                     return wire_result(spec, result)
-                else:
-                    blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
+                blocked = wait.blocked(proposer.view(), proposer.now_ms(), op)
                 if blocked is None:
                     failures += 1
                     if failures >= _UNBLOCKED_FAILURES:

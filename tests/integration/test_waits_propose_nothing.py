@@ -1,6 +1,6 @@
-"""A blocking acquire that cannot succeed waits in the leader without proposing: the Raft log does
-not grow while a `semaphore acquire` or a `lock acquire` waits 5 s for a holder that never lets go
-(issue 21, must-show 3). The wait enters the cluster at a follower, which forwards it, so what is
+"""A blocking request that cannot succeed waits in the leader without proposing: the Raft log does
+not grow while a `semaphore acquire` or a `lock acquire` waits 5 s for a holder that never lets go,
+nor while a `queue dequeue-wait` waits 5 s on an empty queue. The wait enters the cluster at a follower, which forwards it, so what is
 measured is the whole path.
 
 The log index is read from every node's `cluster metrics` before and after the wait. Nothing else
@@ -80,5 +80,20 @@ def test_a_waiting_lock_acquire_proposes_nothing(cluster: list[NodeProcess]) -> 
         )
         assert (code, doc["is_success"], doc["holder_id"]) == (1, False, "a"), doc
         assert doc["error"].startswith("operation timed out"), doc
+
+    _waits_without_entries(cluster, wait)
+
+
+def test_a_waiting_dequeue_proposes_nothing(cluster: list[NodeProcess]) -> None:
+    leader = self_reported_leader(cluster)
+    assert leader is not None
+    assert cli(only(leader), "queue", "create", "idle").code == 0
+
+    def wait(ticket: str) -> None:
+        code, doc = run_json(
+            ticket, "queue", "dequeue-wait", "idle", "--consumer", "c", "--visibility", "1000",
+            "--wait", str(WAIT_MS),
+        )  # fmt: skip
+        assert (code, doc["items"]) == (0, []), doc
 
     _waits_without_entries(cluster, wait)
