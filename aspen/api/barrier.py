@@ -6,14 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aspen.api.operation import Arg, Family, Opt
-from aspen.api.wire import U64, WireModel
-
-#: The errors of a wait that ran out (the client re-issues the request while time is left).
-ENTER_TIMEOUT = "barrier enter timeout"
-LEAVE_TIMEOUT = "barrier leave timeout"
+from aspen.api.wire import U64, Result, WireModel
 
 
-class BarrierResult(WireModel):
+class BarrierResult(Result):
     type: Literal["BarrierResult"] = "BarrierResult"
     is_success: bool
     current_count: U64 = 0
@@ -33,7 +29,7 @@ _PARTICIPANT = Annotated[str, Opt("--participant", "Participant id.")]
 _WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the other participants, in ms.")]
 
 
-@barrier.blocking("enter", again=lambda r: r.error == ENTER_TIMEOUT)
+@barrier.blocking("enter")
 class BarrierEnter(WireModel):
     """Enter barrier NAME and wait until --count participants are in."""
 
@@ -44,7 +40,7 @@ class BarrierEnter(WireModel):
     timeout_ms: _WAIT = 30_000
 
 
-@barrier.blocking("leave", again=lambda r: r.error == LEAVE_TIMEOUT)
+@barrier.blocking("leave")
 class BarrierLeave(WireModel):
     """Leave barrier NAME and wait until every participant has left."""
 
@@ -62,4 +58,4 @@ class BarrierStatus(WireModel):
     name: _NAME
 
 
-__all__ = ["ENTER_TIMEOUT", "LEAVE_TIMEOUT", "BarrierEnter", "BarrierLeave", "BarrierResult", "BarrierStatus"]
+__all__ = ["BarrierEnter", "BarrierLeave", "BarrierResult", "BarrierStatus"]

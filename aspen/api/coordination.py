@@ -17,19 +17,19 @@ from aspen.api import queue as _queue  # noqa: F401  (declares its operations)
 from aspen.api import registry as reg
 from aspen.api import semaphore as _semaphore  # noqa: F401  (declares its operations)
 from aspen.api.operation import Arg, Family, Opt
-from aspen.api.wire import I64, U64
+from aspen.api.wire import I64, U64, Result
 from aspen.api.wire import WireModel as _Model
 
 
 # ---------------------------------------------------------------------------------------- counter --
-class CounterResult(_Model):
+class CounterResult(Result):
     type: Literal["CounterResult"] = "CounterResult"
     is_success: bool
     value: U64 | None = None
     error: str | None = None
 
 
-class SignedCounterResult(_Model):
+class SignedCounterResult(Result):
     type: Literal["SignedCounterResult"] = "SignedCounterResult"
     is_success: bool
     value: I64 | None = None
@@ -127,7 +127,7 @@ class SignedCounterAdd(_Model):
 
 
 # --------------------------------------------------------------------------------------- sequence --
-class SequenceResult(_Model):
+class SequenceResult(Result):
     type: Literal["SequenceResult"] = "SequenceResult"
     is_success: bool
     value: U64 | None = None

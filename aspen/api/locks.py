@@ -9,18 +9,18 @@ INVALID_REQUEST; the models only pin types and the u64 range.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
 from aspen.api.operation import Arg, Family, Opt
-from aspen.api.wire import U64
+from aspen.api.wire import U64, Result
 from aspen.api.wire import WireModel as _Model
 
 
 # ------------------------------------------------------------------------------------------- lock --
-class LockResult(_Model):
+class LockResult(Result):
     type: Literal["LockResult"] = "LockResult"
     is_success: bool
     fencing_token: U64 | None = None
@@ -29,7 +29,7 @@ class LockResult(_Model):
     error: str | None = None
 
 
-class LockSetResult(_Model):
+class LockSetResult(Result):
     """`fencing_tokens` is aligned with the request's `keys`."""
 
     type: Literal["LockSetResult"] = "LockSetResult"
@@ -39,13 +39,6 @@ class LockSetResult(_Model):
     blocked_member: str | None = None
     blocked_holder: str | None = None
     error: str | None = None
-
-
-def lock_waited_out(result: Any) -> bool:
-    """The node's wait (one slice of it) ended without the lock, rwlock or tokens: the client
-    tries again with the time left."""
-    error: str | None = getattr(result, "error", None)
-    return bool(error and error.startswith("operation timed out"))
 
 
 lock = Family(
@@ -58,7 +51,7 @@ _TTL = Annotated[U64, Opt("--ttl", "Lock lifetime in ms.")]
 _TOKEN = Annotated[U64, Opt("--fencing-token", "Token from acquire.")]
 
 
-@lock.blocking("acquire", op="LockTryAcquire", again=lock_waited_out)
+@lock.blocking("acquire", op="LockTryAcquire")
 class LockAcquire(_Model):
     """Take lock KEY, waiting up to --timeout ms while another holder has it."""
 
@@ -101,9 +94,7 @@ class LockRenew(_Model):
 
 
 # Lock sets have no CLI commands: they are the client's `lock_set` handle (and its flat methods).
-@lock.blocking(
-    None, result=LockSetResult, op="LockSetTryAcquire", client="lock_set_acquire", again=lock_waited_out
-)
+@lock.blocking(None, result=LockSetResult, op="LockSetTryAcquire", client="lock_set_acquire")
 class LockSetAcquire(_Model):
     type: Literal["LockSetAcquire"] = "LockSetAcquire"
     keys: list[str]
@@ -158,7 +149,7 @@ def _rate(value: float) -> float:
 Rate = Annotated[float, AfterValidator(_rate)]
 
 
-class RateLimiterResult(_Model):
+class RateLimiterResult(Result):
     type: Literal["RateLimiterResult"] = "RateLimiterResult"
     is_success: bool
     tokens_remaining: U64 | None = None
@@ -219,7 +210,7 @@ class RateLimiterReset(_Model):
 
 
 # ----------------------------------------------------------------------------------------- rwlock --
-class _RwLockBody(_Model):
+class _RwLockBody(Result):
     """`RwLockResultResponse`: the body all eight rwlock results share."""
 
     is_success: bool
@@ -274,7 +265,7 @@ _READ_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the read lock
 _WRITE_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the write lock, in ms.", default=5000)]
 
 
-@rwlock.blocking("read", result=RWLockAcquireReadResult, op="RwLockTryRead", again=lock_waited_out)
+@rwlock.blocking("read", result=RWLockAcquireReadResult, op="RwLockTryRead")
 class RWLockAcquireRead(_Model):
     """Take a read lock on NAME, waiting while a writer holds or waits for it."""
 
@@ -295,7 +286,7 @@ class RWLockTryAcquireRead(_Model):
     ttl_ms: _RW_TTL
 
 
-@rwlock.blocking("write", result=RWLockAcquireWriteResult, op="RwLockTryWrite", again=lock_waited_out)
+@rwlock.blocking("write", result=RWLockAcquireWriteResult, op="RwLockTryWrite")
 class RWLockAcquireWrite(_Model):
     """Take the write lock on NAME, waiting (and holding off new readers) until it is free."""
 

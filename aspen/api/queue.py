@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aspen.api.operation import Arg, Family, Opt
-from aspen.api.wire import U32, U64, WireModel
+from aspen.api.wire import U32, U64, Result, WireModel
 
 
 # ----------------------------------------------------------------------------------------- results --
@@ -42,49 +42,49 @@ class QueueDLQItem(WireModel):
     last_error: str | None = None
 
 
-class QueueCreateResult(WireModel):
+class QueueCreateResult(Result):
     type: Literal["QueueCreateResult"] = "QueueCreateResult"
     is_success: bool
     was_created: bool = False
     error: str | None = None
 
 
-class QueueDeleteResult(WireModel):
+class QueueDeleteResult(Result):
     type: Literal["QueueDeleteResult"] = "QueueDeleteResult"
     is_success: bool
     items_deleted: U64 | None = None
     error: str | None = None
 
 
-class QueueEnqueueResult(WireModel):
+class QueueEnqueueResult(Result):
     type: Literal["QueueEnqueueResult"] = "QueueEnqueueResult"
     is_success: bool
     item_id: U64 | None = None
     error: str | None = None
 
 
-class QueueEnqueueBatchResult(WireModel):
+class QueueEnqueueBatchResult(Result):
     type: Literal["QueueEnqueueBatchResult"] = "QueueEnqueueBatchResult"
     is_success: bool
     item_ids: list[U64] = []
     error: str | None = None
 
 
-class QueueDequeueResult(WireModel):
+class QueueDequeueResult(Result):
     type: Literal["QueueDequeueResult"] = "QueueDequeueResult"
     is_success: bool
     items: list[QueueDequeuedItem] = []
     error: str | None = None
 
 
-class QueuePeekResult(WireModel):
+class QueuePeekResult(Result):
     type: Literal["QueuePeekResult"] = "QueuePeekResult"
     is_success: bool
     items: list[QueuePeekedItem] = []
     error: str | None = None
 
 
-class QueueOpResult(WireModel):
+class QueueOpResult(Result):
     """The answer to ack, nack, extend and redrive (`new_deadline_ms` only for extend)."""
 
     type: Literal["QueueOpResult"] = "QueueOpResult"
@@ -93,7 +93,7 @@ class QueueOpResult(WireModel):
     error: str | None = None
 
 
-class QueueStatusResult(WireModel):
+class QueueStatusResult(Result):
     type: Literal["QueueStatusResult"] = "QueueStatusResult"
     is_success: bool
     does_exist: bool = False
@@ -106,7 +106,7 @@ class QueueStatusResult(WireModel):
     error: str | None = None
 
 
-class QueueGetDLQResult(WireModel):
+class QueueGetDLQResult(Result):
     type: Literal["QueueGetDLQResult"] = "QueueGetDLQResult"
     is_success: bool
     items: list[QueueDLQItem] = []
@@ -197,10 +197,6 @@ class QueueDequeue(WireModel):
     visibility_timeout_ms: _VISIBILITY = 30_000
 
 
-def _waited_out(result: QueueDequeueResult) -> bool:
-    return result.is_success and not result.items
-
-
 # The node parks it (proposing nothing) until an item can be handed out, at most
 # `MAX_WAIT_PER_REQUEST_MS` per request; the client re-issues it for longer waits.
 @queue.blocking(
@@ -209,7 +205,6 @@ def _waited_out(result: QueueDequeueResult) -> bool:
     op="QueueDequeue",
     printer="queue-items",
     label="dequeue-wait",
-    again=_waited_out,
     wait_field="wait_timeout_ms",
 )
 class QueueDequeueWait(WireModel):

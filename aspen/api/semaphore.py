@@ -6,14 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aspen.api.operation import Arg, Family, Opt
-from aspen.api.wire import U64, WireModel
+from aspen.api.wire import U64, Result, WireModel
 
-#: The error of a blocking acquire whose wait ran out (the client re-issues it while time is left).
-ACQUIRE_TIMEOUT = "semaphore acquire timeout"
 _U32_MAX = 2**32 - 1
 
 
-class SemaphoreResult(WireModel):
+class SemaphoreResult(Result):
     type: Literal["SemaphoreResult"] = "SemaphoreResult"
     is_success: bool
     permits_acquired: U64 | None = None
@@ -37,9 +35,7 @@ _PERMITS = Annotated[U64, Opt("--permits", default=1, low=1, high=_U32_MAX)]
 _TTL = Annotated[U64, Opt("--ttl", "Holder TTL in ms.", default=30_000, low=1, high=_U32_MAX)]
 
 
-@semaphore.blocking(
-    "acquire", op="SemaphoreTryAcquire", label="acquire", again=lambda r: r.error == ACQUIRE_TIMEOUT
-)
+@semaphore.blocking("acquire", op="SemaphoreTryAcquire")
 class SemaphoreAcquire(WireModel):
     """Acquire PERMITS of semaphore NAME, waiting up to --timeout ms.
 
@@ -86,7 +82,6 @@ class SemaphoreStatus(WireModel):
 
 
 __all__ = [
-    "ACQUIRE_TIMEOUT",
     "SemaphoreAcquire",
     "SemaphoreRelease",
     "SemaphoreResult",

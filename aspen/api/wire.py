@@ -4,7 +4,7 @@ configuration and the integer ranges. Its own module so that none of them import
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -61,6 +61,17 @@ def describe(err: ValidationError, model: str) -> str:
     return f"invalid {model}{'.' + where if where else ''}: {first['msg']}"
 
 
+#: A declared operation's outcome, for code to branch on (`error` is for people): `ok`; `failed`
+#: (it ran and did not succeed: held, limited, a mismatch); `rejected` (invalid input: nothing was
+#: proposed); `timed_out` (a blocking request's wait ran out: the client re-issues it while time is
+#: left). Set by the node's dispatch (aspen.node.dispatch).
+Status = Literal["ok", "failed", "rejected", "timed_out"]
+OK: Final = "ok"
+FAILED: Final = "failed"
+REJECTED: Final = "rejected"
+TIMED_OUT: Final = "timed_out"
+
+
 class WireModel(BaseModel):
     """Strict (no coercion), closed (unknown fields refused) and immutable.
 
@@ -84,12 +95,24 @@ class WireModel(BaseModel):
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
 
 
+class Result(WireModel):
+    """The base of the declared operations' results: their `status`."""
+
+    status: Status | None = None
+
+
 __all__ = [
+    "FAILED",
     "I64",
     "MAX_WAIT_PER_REQUEST_MS",
+    "OK",
+    "REJECTED",
+    "TIMED_OUT",
     "U32",
     "U64",
     "NodeIdField",
+    "Result",
+    "Status",
     "WireModel",
     "at_most",
     "describe",

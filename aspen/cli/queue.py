@@ -66,7 +66,7 @@ _DONE: dict[str, Callable[[Any], str]] = {
 @printer("queue-result")
 def result_output(request: Any, operation: str, res: Any) -> Output:
     human = _DONE[operation](res) if res.is_success else f"{operation} failed: {res.error}"
-    return Output(res.model_dump(exclude={"type"}), human, ok=res.is_success)
+    return Output(res.model_dump(exclude={"type", "status"}), human, ok=res.is_success)
 
 
 @printer("queue-status")

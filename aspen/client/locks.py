@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api import locks as w
 from aspen.api.errors import ErrorCode, OutcomeUnknownError
+from aspen.api.wire import TIMED_OUT
 from aspen.client.coordination import CoordinationError
 from aspen.client.operations import OperationCalls
 
@@ -55,7 +56,9 @@ class LockTimeout(LockNotAcquired):
 def _not_acquired(result: Any, default: str) -> LockNotAcquired:
     """The error for a failed acquisition: `LockTimeout` when the node's wait ran out."""
     error: str | None = getattr(result, "error", None)
-    return (LockTimeout if w.lock_waited_out(result) else LockNotAcquired)(error or default)
+    return (LockTimeout if getattr(result, "status", None) == TIMED_OUT else LockNotAcquired)(
+        error or default
+    )
 
 
 def new_holder_id() -> str:

@@ -14,12 +14,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aspen.api.errors import InvalidRequestError, ServiceUnavailableError
 from aspen.api.operation import OPERATIONS, Kind, OpSpec
+from aspen.api.wire import TIMED_OUT
 from aspen.client.coord_wait import call_waiting
 
 if TYPE_CHECKING:
     from aspen.api import messages as m
 
 R = TypeVar("R")
+
+
+def _timed_out(result: Any) -> bool:
+    """The node's wait (one slice of it) ran out: re-issue with the time left."""
+    return getattr(result, "status", None) == TIMED_OUT
 
 
 def _build(spec: OpSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -61,7 +67,7 @@ class OperationCalls:
                 lambda left_ms: request.model_copy(update={spec.wait_field: left_ms}),
                 spec.result,
                 getattr(request, spec.wait_field),
-                spec.again or (lambda result: False),
+                spec.again or _timed_out,
             )
         response = await self.request(request)
         if spec is not None and not isinstance(response, spec.result):

@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from aspen.api.errors import InternalError
 from aspen.api.operation import OPERATIONS, Kind, OpSpec
-from aspen.api.wire import MAX_WAIT_PER_REQUEST_MS, WireModel
+from aspen.api.wire import FAILED, MAX_WAIT_PER_REQUEST_MS, OK, REJECTED, TIMED_OUT, Status, WireModel
 from aspen.layers.framework import DRAWN, Blocked, Layer, Wait
 from aspen.node.proposer import Proposer
 
@@ -69,14 +69,23 @@ def _plain(value: Any, hint: Any = Any) -> Any:
     return value
 
 
-def wire_result(spec: OpSpec, result: object) -> WireModel:
-    """The layer's result as the declared result model: every model field the result has."""
+def wire_result(spec: OpSpec, result: object, status: Status | None = None) -> WireModel:
+    """The layer's result as the declared result model: every model field the result has, and its
+    `status` (default: ok or failed, by `is_success`)."""
     fields = {
         n: f
         for n, f in spec.result.model_fields.items()
         if n != "type" and n not in spec.omit and hasattr(result, n)
     }
-    return spec.result(**{n: _plain(getattr(result, n), f.annotation) for n, f in fields.items()})
+    values = {n: _plain(getattr(result, n), f.annotation) for n, f in fields.items()}
+    if "status" in spec.result.model_fields:
+        values["status"] = status or (OK if getattr(result, "is_success", True) else FAILED)
+    return spec.result(**values)
+
+
+def _rejected(spec: OpSpec, layer: Layer[Any, Any], error: str) -> WireModel:
+    """Invalid input, refused before anything is proposed."""
+    return wire_result(spec, layer.rejected(error), REJECTED)
 
 
 def _op_value(value: Any) -> Any:
@@ -129,6 +138,9 @@ def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> 
 
     async def handle(request: WireModel) -> WireModel:
         op = build(_request_args(spec, request))
+        error = op.check()
+        if error is not None:
+            return _rejected(spec, layer, error)
         return wire_result(spec, await proposer.propose_op(layer, op, _size(op)))
 
     return handle
@@ -159,7 +171,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
         op = attempt()
         error = wait.check_timeout(timeout_ms) or op.check()
         if error is not None:
-            return wire_result(spec, layer.rejected(error))
+            return _rejected(spec, layer, error)
 
         def expired() -> bool:
             return time.monotonic() >= deadline
@@ -185,7 +197,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
                         out := wait.settle(proposer.view(), proposer.now_ms(), op, result), Blocked
                     ):
                         if expired():
-                            return wire_result(spec, out.timed_out)
+                            return wire_result(spec, out.timed_out, TIMED_OUT)
                         await park(out)
                     if out is not None:
                         return wire_result(spec, out)
@@ -199,7 +211,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
                     continue
             failures = 0
             if expired():
-                return wire_result(spec, blocked.timed_out)
+                return wire_result(spec, blocked.timed_out, TIMED_OUT)
             await park(blocked)
 
     return handle

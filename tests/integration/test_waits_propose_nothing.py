@@ -1,7 +1,7 @@
 """A blocking request that cannot succeed waits in the leader without proposing: the Raft log does
 not grow while a `semaphore acquire` or a `lock acquire` waits 5 s for a holder that never lets go,
-nor while a `queue dequeue-wait` waits 5 s on an empty queue. The wait enters the cluster at a follower, which forwards it, so what is
-measured is the whole path.
+nor while a `queue dequeue-wait` waits 5 s on an empty queue. The wait enters the cluster at a
+follower, which forwards it, so what is measured is the whole path.
 
 The log index is read from every node's `cluster metrics` before and after the wait. Nothing else
 proposes on an idle cluster, except a leader elected in between (its no-op entry): the measurement

@@ -124,7 +124,11 @@ class TimingOutNode(LockMixin):
 
     async def request(self, request: Any, *, timeout: float | None = None) -> Any:
         return w.LockResult(
-            is_success=False, holder_id="other", deadline_ms=9, error="operation timed out: x"
+            is_success=False,
+            holder_id="other",
+            deadline_ms=9,
+            error="operation timed out: x",
+            status="timed_out",
         )
 
 

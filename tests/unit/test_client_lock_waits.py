@@ -33,7 +33,9 @@ class ScriptedNode(LockMixin):
         if self.grant_at is not None and len(self.sent) >= self.grant_at:
             return w.LockResult(is_success=True, fencing_token=7, holder_id="h", deadline_ms=1)
         await asyncio.sleep(request.timeout_ms / 1000)
-        return w.LockResult(is_success=False, holder_id="other", deadline_ms=9, error=TIMED_OUT)
+        return w.LockResult(
+            is_success=False, holder_id="other", deadline_ms=9, error=TIMED_OUT, status="timed_out"
+        )
 
 
 def test_a_long_wait_is_sent_in_chunks_until_its_deadline(monkeypatch: pytest.MonkeyPatch) -> None:

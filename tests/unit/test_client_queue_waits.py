@@ -36,8 +36,9 @@ class ScriptedNode(OperationCalls, QueueMixin):
     async def request(self, request: Any, *, timeout: float | None = None) -> Any:
         assert isinstance(request, w.QueueDequeueWait) and timeout is not None
         self.sent.append(request.wait_timeout_ms)
-        items = [ITEM] if len(self.sent) >= self.item_at else []
-        return w.QueueDequeueResult(is_success=True, items=items)
+        if len(self.sent) >= self.item_at:
+            return w.QueueDequeueResult(is_success=True, items=[ITEM], status="ok")
+        return w.QueueDequeueResult(is_success=True, items=[], status="timed_out")
 
 
 def test_a_dequeue_wait_is_re_issued_until_an_item_comes(monkeypatch: pytest.MonkeyPatch) -> None:

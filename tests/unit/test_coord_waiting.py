@@ -12,6 +12,8 @@ from aspen.api.wire import MAX_WAIT_PER_REQUEST_MS
 from aspen.client.coord_wait import TRANSIT_ALLOWANCE_S, call_waiting
 from aspen.node.coord_wait import deadline_after, poll
 
+ENTER_TIMEOUT = "barrier enter timeout"
+
 
 def test_poll_returns_the_first_value_and_gives_up_at_the_deadline() -> None:
     calls: list[float] = []
@@ -48,7 +50,7 @@ class Requester:
     async def request(self, request: Any, *, timeout: float | None = None) -> Any:
         self.sent.append((request.timeout_ms, timeout))
         late = len(self.sent) <= self.times_out
-        return w.BarrierResult(is_success=not late, error=w.ENTER_TIMEOUT if late else None)
+        return w.BarrierResult(is_success=not late, error=ENTER_TIMEOUT if late else None)
 
 
 def _enter(client: Requester, timeout_ms: int) -> w.BarrierResult:
@@ -56,7 +58,7 @@ def _enter(client: Requester, timeout_ms: int) -> w.BarrierResult:
         return w.BarrierEnter(name="b", participant_id="p", required_count=2, timeout_ms=left_ms)
 
     return asyncio.run(
-        call_waiting(client, make, w.BarrierResult, timeout_ms, lambda r: r.error == w.ENTER_TIMEOUT)
+        call_waiting(client, make, w.BarrierResult, timeout_ms, lambda r: r.error == ENTER_TIMEOUT)
     )
 
 
@@ -76,5 +78,5 @@ def test_the_client_reissues_a_long_wait_with_the_time_left() -> None:
 def test_the_reissuing_is_bounded_even_if_the_node_answers_early() -> None:
     client = Requester(times_out=10**6)
     res = _enter(client, 20_000)
-    assert res.error == w.ENTER_TIMEOUT
+    assert res.error == ENTER_TIMEOUT
     assert len(client.sent) == 20_000 // MAX_WAIT_PER_REQUEST_MS + 2
