@@ -32,11 +32,12 @@ the declarations without loading the state machine.
 from __future__ import annotations
 
 import enum
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from pydantic.fields import FieldInfo
 
@@ -69,6 +70,11 @@ class Arg:
     name: str | None = None
 
 
+#: An `Opt` bound the CLI leaves open (its range shows one side only, as a hand-written option's may;
+#: the wire's bound still applies to the request).
+UNCHECKED: Final = math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class Opt:
     """The field is a CLI option: `flag` (default `--field-name`) with its help."""
@@ -80,11 +86,13 @@ class Opt:
     #: The CLI asks for it although the wire field has a default.
     required: bool = False
     #: Tighter bounds for the CLI than the wire type's (so click refuses them as a usage error).
-    low: int | None = None
-    high: int | None = None
+    low: int | float | None = None
+    high: int | float | None = None
     #: The name of the CLI parser (aspen.cli.operations) that turns the option's text into the
     #: field's value, for a value the command line cannot spell field by field (a JSON list).
     parser: str | None = None
+    #: The values the CLI accepts (any other is a usage error) when the wire takes any string.
+    choices: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +312,7 @@ def names(*kinds: Kind) -> frozenset[str]:
 __all__ = [
     "GROUPS",
     "OPERATIONS",
+    "UNCHECKED",
     "Arg",
     "Family",
     "Kind",

@@ -10,12 +10,12 @@ request) are added to the same groups through `group_of`.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 
-from aspen.api.operation import GROUPS, OPERATIONS, Arg, OpSpec, Opt, Param
+from aspen.api.operation import GROUPS, OPERATIONS, UNCHECKED, Arg, OpSpec, Opt, Param
 from aspen.cli.context import command
 from aspen.cli.output import Output
 from aspen.client.client import AspenClient
@@ -69,13 +69,21 @@ def _click_type(param: Param) -> tuple[Any, bool]:
     hint, low, high = param.base()
     if isinstance(param.cli, Opt) and param.cli.parser is not None:
         return PARSERS[param.cli.parser], False
+    if isinstance(param.cli, Opt) and param.cli.choices is not None:
+        return click.Choice(param.cli.choices), False
     if typing.get_origin(hint) is list:
         item = type(param.info)(annotation=typing.get_args(hint)[0])
         return _click_type(Param(param.name, item, None))[0], True
     if hint is int:
-        if isinstance(param.cli, Opt):
-            low = low if param.cli.low is None else param.cli.low
-            high = high if param.cli.high is None else param.cli.high
+        if isinstance(param.cli, Opt):  # UNCHECKED leaves that side to the wire's validation
+            low = low if param.cli.low is None else None if param.cli.low == UNCHECKED else int(param.cli.low)
+            high = (
+                high
+                if param.cli.high is None
+                else None
+                if param.cli.high == UNCHECKED
+                else int(param.cli.high)
+            )
         return click.IntRange(min=low, max=high), False
     # bytes are typed as text (UTF-8 encoded when the request is built)
     return {str: click.STRING, bool: click.BOOL, float: click.FLOAT}.get(hint, click.STRING), False
@@ -97,7 +105,8 @@ def _click_param(param: Param) -> click.Parameter:
     default = None if param.required else param.info.get_default(call_default_factory=True)
     name = _cli_name(param)
     if isinstance(param.cli, Arg):
-        return click.Argument([name], type=ctype, required=param.required, nargs=-1 if many else 1)
+        extra: dict[str, Any] = {} if param.required or many else {"default": default}
+        return click.Argument([name], type=ctype, required=param.required, nargs=-1 if many else 1, **extra)
     assert isinstance(param.cli, Opt)
     if param.cli.default is not None:
         default = param.cli.default
@@ -106,7 +115,7 @@ def _click_param(param: Param) -> click.Parameter:
         return click.Option([flag, name], is_flag=True, default=bool(default), help=param.cli.help)
     required = param.cli.required or (param.required and param.cli.default is None)
     # No `default` at all for a required option: click counts an explicit None as a given value.
-    extra: dict[str, Any] = {} if required else {"default": default}
+    extra = {} if required else {"default": default}
     return click.Option(
         [flag, name],
         type=ctype,
@@ -125,6 +134,17 @@ def _value(param: Param, value: Any) -> Any:
     return value.encode() if isinstance(value, str) and param.base()[0] is bytes else value
 
 
+def click_params(spec: OpSpec) -> list[click.Parameter]:
+    """The command's own parameters: one per field marked `Arg` / `Opt`, in declaration order."""
+    return [_click_param(p) for p in spec.params() if p.cli is not None]
+
+
+def request_of(spec: OpSpec, values: Mapping[str, Any]) -> Any:
+    """The request from the values click parsed for its command (by parameter name)."""
+    params = (p for p in spec.params() if p.cli is not None)
+    return spec.request(**{p.name: _value(p, values[_cli_name(p)]) for p in params})
+
+
 def _build(spec: OpSpec) -> click.Command:
     verb = spec.cli
     assert verb is not None
@@ -137,7 +157,7 @@ def _build(spec: OpSpec) -> click.Command:
         raise TypeError(f"{spec.name}: no printer {verb.printer or verb.group!r}")
 
     async def run(client: AspenClient, **values: Any) -> Output:
-        request = spec.request(**{p.name: _value(p, values[_cli_name(p)]) for p in params})
+        request = request_of(spec, values)
         return show(request, verb.operation, await client.call(request))
 
     run.__doc__ = verb.help
@@ -146,7 +166,7 @@ def _build(spec: OpSpec) -> click.Command:
     )(run)
     if any(p.name == _WAIT for p in params):
         cmd.params = [p for p in cmd.params if p.name != _WAIT]
-    cmd.params.extend(_click_param(p) for p in params)
+    cmd.params.extend(click_params(spec))
     return cmd
 
 
@@ -159,4 +179,13 @@ def declared_groups() -> list[click.Group]:
     return list(_GROUPS.values())
 
 
-__all__ = ["PARSERS", "PRINTERS", "declared_groups", "group_of", "parser", "printer"]
+__all__ = [
+    "PARSERS",
+    "PRINTERS",
+    "click_params",
+    "declared_groups",
+    "group_of",
+    "parser",
+    "printer",
+    "request_of",
+]

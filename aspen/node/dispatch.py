@@ -3,8 +3,8 @@ layer does is derived from its declaration, so a new primitive needs no handler 
 
 - WRITE: the request's fields (plus the declaration's `fixed` arguments) become the layer op of the
   same field names (or go to the layer's builder of that name), which the `Proposer` checks,
-  stamps with the leader's clock and proposes. Lists and nested models become tuples; an op field
-  marked `drawn()` is drawn here, on the leader, never inside apply.
+  stamps with the leader's clock and proposes. Lists and nested models become tuples, maps their
+  sorted pairs; an op field marked `drawn()` is drawn here, on the leader, never inside apply.
 - READ: after a read barrier (none when the request asks for `stale`), the layer's query of that
   name runs over the applied state with the node's clock.
 - BLOCKING: the op is proposed only when the layer's `Wait.blocked` check of the applied state
@@ -66,6 +66,8 @@ def _plain(value: Any, hint: Any = Any) -> Any:
         }
     if isinstance(value, tuple):
         return [_plain(v, _items(hint)) for v in value]
+    if isinstance(value, Mapping):  # a layer's read-only map (a wire `dict[str, str]`)
+        return dict(value)
     return value
 
 
@@ -89,11 +91,14 @@ def _rejected(spec: OpSpec, layer: Layer[Any, Any], error: str) -> WireModel:
 
 
 def _op_value(value: Any) -> Any:
-    """A request value as layer ops hold it: lists and nested models as tuples (positional)."""
+    """A request value as layer ops hold it: lists and nested models as tuples (positional), maps
+    as their (key, value) pairs sorted by key (the same request is the same log entry everywhere)."""
     if isinstance(value, BaseModel):
         return tuple(_op_value(getattr(value, n)) for n in type(value).model_fields)
     if isinstance(value, list):
         return tuple(_op_value(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _op_value(v)) for k, v in value.items()))
     return value
 
 
