@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from aspen.api import barrier as _barrier  # noqa: F401  (declares its operations)
 from aspen.api import locks as _locks  # noqa: F401  (declares its operations)
 from aspen.api import queue as _queue  # noqa: F401  (declares its operations)
-from aspen.api import registry as reg
+from aspen.api import registry as _registry  # noqa: F401  (declares its operations)
 from aspen.api import semaphore as _semaphore  # noqa: F401  (declares its operations)
 from aspen.api.operation import Arg, Family, Opt
 from aspen.api.wire import I64, U64, Result
@@ -176,25 +176,16 @@ CoordinationRequest = (
     | SequenceNext
     | SequenceReserve
     | SequenceCurrent
-    | reg.ServiceRequest
 )
 
 CoordinationResponse = (
     # One line per response type: several layers add theirs here.
-    CounterResult | SignedCounterResult | SequenceResult | reg.ServiceResponse
+    CounterResult | SignedCounterResult | SequenceResult
 )
 
-#: The requests not declared with `@operation` yet (declared ones carry their kind).
-WRITE_REQUESTS = frozenset(
-    {
-        *reg.SERVICE_WRITES,
-    }
-)
-READ_REQUESTS = frozenset(
-    {
-        *reg.SERVICE_READS,
-    }
-)
+#: The requests not declared with `@operation` yet (declared ones carry their kind): none left.
+WRITE_REQUESTS: frozenset[str] = frozenset()
+READ_REQUESTS: frozenset[str] = frozenset()
 
 __all__ = [
     "READ_REQUESTS",

@@ -1,75 +1,12 @@
-"""Wire models of the service-registry requests (reference §4.3 122-129, §7.10)."""
+"""The service-registry operations, declared once (aspen.api.operation): layer `service`, CLI group
+`aspen-cli service`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from aspen.api.wire import U32, U64, WireModel
-
-
-class ServiceRegister(WireModel):
-    type: Literal["ServiceRegister"] = "ServiceRegister"
-    service_name: str
-    instance_id: str
-    address: str
-    version: str = "1.0.0"
-    tags: list[str] = []
-    weight: U32 = 100
-    custom_metadata: dict[str, str] = {}
-    ttl_ms: U64 = 30_000
-
-
-class ServiceDeregister(WireModel):
-    type: Literal["ServiceDeregister"] = "ServiceDeregister"
-    service_name: str
-    instance_id: str
-    fencing_token: U64
-
-
-class ServiceDiscover(WireModel):
-    type: Literal["ServiceDiscover"] = "ServiceDiscover"
-    service_name: str
-    healthy_only: bool = False
-    tags: list[str] = []
-    version_prefix: str | None = None
-    limit: U32 = 100
-
-
-class ServiceList(WireModel):
-    type: Literal["ServiceList"] = "ServiceList"
-    prefix: str = ""
-    limit: U32 = 100
-
-
-class ServiceGetInstance(WireModel):
-    type: Literal["ServiceGetInstance"] = "ServiceGetInstance"
-    service_name: str
-    instance_id: str
-
-
-class ServiceHeartbeat(WireModel):
-    type: Literal["ServiceHeartbeat"] = "ServiceHeartbeat"
-    service_name: str
-    instance_id: str
-    fencing_token: U64
-
-
-class ServiceUpdateHealth(WireModel):
-    type: Literal["ServiceUpdateHealth"] = "ServiceUpdateHealth"
-    service_name: str
-    instance_id: str
-    fencing_token: U64
-    status: str
-
-
-class ServiceUpdateMetadata(WireModel):
-    type: Literal["ServiceUpdateMetadata"] = "ServiceUpdateMetadata"
-    service_name: str
-    instance_id: str
-    fencing_token: U64
-    version: str | None = None
-    tags: list[str] | None = None
-    weight: U32 | None = None
+from aspen.api.operation import UNCHECKED, Arg, Family, Opt
+from aspen.api.wire import U32, U64, Result, WireModel
 
 
 class ServiceInstanceInfo(WireModel):
@@ -87,7 +24,7 @@ class ServiceInstanceInfo(WireModel):
     fencing_token: U64
 
 
-class ServiceRegisterResult(WireModel):
+class ServiceRegisterResult(Result):
     type: Literal["ServiceRegisterResult"] = "ServiceRegisterResult"
     is_success: bool
     fencing_token: U64 | None = None
@@ -95,7 +32,7 @@ class ServiceRegisterResult(WireModel):
     error: str | None = None
 
 
-class ServiceOpResult(WireModel):
+class ServiceOpResult(Result):
     """The answer to deregister, heartbeat, health and metadata updates."""
 
     type: Literal["ServiceOpResult"] = "ServiceOpResult"
@@ -105,21 +42,21 @@ class ServiceOpResult(WireModel):
     error: str | None = None
 
 
-class ServiceDiscoverResult(WireModel):
+class ServiceDiscoverResult(Result):
     type: Literal["ServiceDiscoverResult"] = "ServiceDiscoverResult"
     is_success: bool
     instances: list[ServiceInstanceInfo] = []
     error: str | None = None
 
 
-class ServiceListResult(WireModel):
+class ServiceListResult(Result):
     type: Literal["ServiceListResult"] = "ServiceListResult"
     is_success: bool
     services: list[str] = []
     error: str | None = None
 
 
-class ServiceGetInstanceResult(WireModel):
+class ServiceGetInstanceResult(Result):
     type: Literal["ServiceGetInstanceResult"] = "ServiceGetInstanceResult"
     is_success: bool
     was_found: bool = False
@@ -127,38 +64,110 @@ class ServiceGetInstanceResult(WireModel):
     error: str | None = None
 
 
-SERVICE_WRITES = frozenset(
-    {
-        "ServiceRegister",
-        "ServiceDeregister",
-        "ServiceHeartbeat",
-        "ServiceUpdateHealth",
-        "ServiceUpdateMetadata",
-    }
+_SERVICE = Annotated[str, Arg("service")]
+_INSTANCE = Annotated[str, Arg("instance")]
+_TOKEN = Annotated[U64, Opt(low=1)]
+_LIMIT = Annotated[U32, Opt(low=1, high=1000)]
+service = Family(
+    "service",
+    "Service registry: instances with a TTL, heartbeats, health, discovery.",
+    "service",
+    ServiceOpResult,
 )
-SERVICE_READS = frozenset({"ServiceDiscover", "ServiceList", "ServiceGetInstance"})
 
-ServiceRequest = (
-    ServiceRegister
-    | ServiceDeregister
-    | ServiceDiscover
-    | ServiceList
-    | ServiceGetInstance
-    | ServiceHeartbeat
-    | ServiceUpdateHealth
-    | ServiceUpdateMetadata
-)
-ServiceResponse = (
-    ServiceRegisterResult
-    | ServiceOpResult
-    | ServiceDiscoverResult
-    | ServiceListResult
-    | ServiceGetInstanceResult
-)
+
+@service.write("register", result=ServiceRegisterResult, printer="service-register")
+class ServiceRegister(WireModel):
+    """Register INSTANCE of SERVICE at ADDRESS; prints its fencing token."""
+
+    type: Literal["ServiceRegister"] = "ServiceRegister"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+    address: Annotated[str, Arg()]
+    version: Annotated[str, Opt("--svc-version", "Version of the instance.")] = "1.0.0"
+    tags: Annotated[list[str], Opt(help="Comma-separated tags.", parser="tags")] = []
+    weight: Annotated[U32, Opt()] = 100
+    custom_metadata: dict[str, str] = {}
+    ttl_ms: Annotated[U64, Opt("--ttl", "TTL in ms.", low=1, high=UNCHECKED)] = 30_000
+
+
+@service.write("deregister")
+class ServiceDeregister(WireModel):
+    """Remove INSTANCE of SERVICE."""
+
+    type: Literal["ServiceDeregister"] = "ServiceDeregister"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+    fencing_token: _TOKEN
+
+
+@service.read("discover", result=ServiceDiscoverResult, printer="service-discover")
+class ServiceDiscover(WireModel):
+    """List the live instances of SERVICE."""
+
+    type: Literal["ServiceDiscover"] = "ServiceDiscover"
+    service_name: _SERVICE
+    healthy_only: Annotated[bool, Opt(help="Only instances whose health is healthy.")] = False
+    tags: Annotated[
+        list[str], Opt(help="Comma-separated tags an instance must all have.", parser="tags")
+    ] = []
+    version_prefix: Annotated[str | None, Opt(help="Only versions starting with this.")] = None
+    limit: _LIMIT = 100
+
+
+@service.read("list", result=ServiceListResult, printer="service-list")
+class ServiceList(WireModel):
+    """List services (with at least one live instance) whose name starts with PREFIX."""
+
+    type: Literal["ServiceList"] = "ServiceList"
+    prefix: Annotated[str, Arg()] = ""
+    limit: _LIMIT = 100
+
+
+@service.read("get", result=ServiceGetInstanceResult, printer="service-get")
+class ServiceGetInstance(WireModel):
+    """Show INSTANCE of SERVICE."""
+
+    type: Literal["ServiceGetInstance"] = "ServiceGetInstance"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+
+
+@service.write("heartbeat")
+class ServiceHeartbeat(WireModel):
+    """Renew the TTL of INSTANCE of SERVICE."""
+
+    type: Literal["ServiceHeartbeat"] = "ServiceHeartbeat"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+    fencing_token: _TOKEN
+
+
+@service.write("health", op="ServiceSetHealth", client="service_update_health")
+class ServiceUpdateHealth(WireModel):
+    """Set the health of INSTANCE of SERVICE."""
+
+    type: Literal["ServiceUpdateHealth"] = "ServiceUpdateHealth"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+    fencing_token: _TOKEN
+    status: Annotated[str, Opt(choices=("healthy", "unhealthy", "unknown"))]
+
+
+@service.write("update", op="ServiceUpdate")
+class ServiceUpdateMetadata(WireModel):
+    """Change the version, tags or weight of INSTANCE of SERVICE."""
+
+    type: Literal["ServiceUpdateMetadata"] = "ServiceUpdateMetadata"
+    service_name: _SERVICE
+    instance_id: _INSTANCE
+    fencing_token: _TOKEN
+    version: Annotated[str | None, Opt("--svc-version", "New version.")] = None
+    tags: Annotated[list[str] | None, Opt(help="New comma-separated tags.", parser="tags")] = None
+    weight: Annotated[U32 | None, Opt(help="New weight.")] = None
+
 
 __all__ = [
-    "SERVICE_READS",
-    "SERVICE_WRITES",
     "ServiceDeregister",
     "ServiceDiscover",
     "ServiceDiscoverResult",
@@ -171,8 +180,6 @@ __all__ = [
     "ServiceOpResult",
     "ServiceRegister",
     "ServiceRegisterResult",
-    "ServiceRequest",
-    "ServiceResponse",
     "ServiceUpdateHealth",
     "ServiceUpdateMetadata",
 ]

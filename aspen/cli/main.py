@@ -26,6 +26,7 @@ from aspen.cli import queue as _queue_printers  # noqa: F401
 from aspen.cli import ratelimit as _ratelimit_printers  # noqa: F401
 from aspen.cli import rwlock as _rwlock_printers  # noqa: F401
 from aspen.cli import semaphore as _semaphore_printers  # noqa: F401
+from aspen.cli import service as _service_printers  # noqa: F401
 from aspen.cli.blob import blob_group
 from aspen.cli.cluster import cluster_group
 from aspen.cli.context import Settings, _merge, global_options
@@ -33,7 +34,6 @@ from aspen.cli.kv import kv_group
 from aspen.cli.lease import lease_group
 from aspen.cli.operations import declared_groups
 from aspen.cli.output import Output, emit
-from aspen.cli.service import service_group
 from aspen.cli.verify import verify_group
 from aspen.rpc.ticket import TicketError
 
@@ -80,7 +80,6 @@ cli.add_command(cluster_group)
 cli.add_command(lease_group)
 cli.add_command(verify_group)
 cli.add_command(blob_group)
-cli.add_command(service_group)
 
 #: The variable click's completion scripts set when they call `aspen-cli` back for candidates.
 COMPLETE_VAR = "_ASPEN_CLI_COMPLETE"

@@ -21,7 +21,7 @@ from aspen.api.errors import AspenError
 from aspen.client.coord_barrier import BarrierHandles
 from aspen.client.coord_queue import QueueMixin
 from aspen.client.coord_semaphore import SemaphoreHandles
-from aspen.client.coord_service import ServiceRegistryMixin
+from aspen.client.coord_service import ServiceRegistry
 
 
 class CoordinationError(AspenError):
@@ -38,7 +38,6 @@ class CoordinationMixin(
     SemaphoreHandles,
     QueueMixin,
     BarrierHandles,
-    ServiceRegistryMixin,
 ):
     """Flat coordination methods; `AspenClient` provides `_call`."""
 
@@ -54,6 +53,9 @@ class CoordinationMixin(
 
     def sequence(self, key: str) -> Sequence:
         return Sequence(self, key)
+
+    def service_registry(self) -> ServiceRegistry:
+        return ServiceRegistry(self)
 
 
 class Counter:

@@ -1,6 +1,6 @@
-"""Service registry (reference §7.10, library semantics): TTL'd service instances with fencing
-tokens. Each instance is one JSON record in `__coord:service:<service>:<instance>` (both escaped,
-see `records.escape`); the registry's token counter is `__coord:service-token`.
+"""Service registry: TTL'd service instances with fencing tokens. Each instance is one JSON record
+in `__coord:service:<service>:<instance>` (both escaped, see `records.escape`); the registry's
+token counter is `__coord:service-token`.
 
 Invariants:
 - Fencing tokens come from one registry-wide counter and strictly increase: every registration
@@ -17,7 +17,9 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
 from aspen.kv.layer import KvReader, KvTxn, Rejected
@@ -60,20 +62,20 @@ def _check_token(token: int) -> str | None:
 # -------------------------------------------------------------------------------------- operations --
 @dataclass(frozen=True, slots=True)
 class ServiceRegister:
-    service: str
-    instance: str
+    service_name: str
+    instance_id: str
     address: str
     version: str
     tags: tuple[str, ...]
     weight: int
     ttl_ms: int
-    metadata: tuple[tuple[str, str], ...]
+    custom_metadata: tuple[tuple[str, str], ...]
 
     def check(self) -> str | None:
-        if len(self.metadata) > MAX_METADATA:
+        if len(self.custom_metadata) > MAX_METADATA:
             return f"at most {MAX_METADATA} metadata entries"
         return (
-            _check_names(self.service, self.instance)
+            _check_names(self.service_name, self.instance_id)
             or check_id("address", self.address, max_bytes=512)
             or (None if len(self.version.encode()) <= 128 else "version exceeds 128 bytes")
             or _check_tags(self.tags)
@@ -84,43 +86,43 @@ class ServiceRegister:
 
 @dataclass(frozen=True, slots=True)
 class ServiceDeregister:
-    service: str
-    instance: str
+    service_name: str
+    instance_id: str
     fencing_token: int
 
     def check(self) -> str | None:
-        return _check_names(self.service, self.instance) or _check_token(self.fencing_token)
+        return _check_names(self.service_name, self.instance_id) or _check_token(self.fencing_token)
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceHeartbeat:
-    service: str
-    instance: str
+    service_name: str
+    instance_id: str
     fencing_token: int
 
     def check(self) -> str | None:
-        return _check_names(self.service, self.instance) or _check_token(self.fencing_token)
+        return _check_names(self.service_name, self.instance_id) or _check_token(self.fencing_token)
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceSetHealth:
-    service: str
-    instance: str
+    service_name: str
+    instance_id: str
     fencing_token: int
-    health: str
+    status: str
 
     def check(self) -> str | None:
-        if self.health not in HEALTH:
+        if self.status not in HEALTH:
             return f"health must be one of {', '.join(HEALTH)}"
-        return _check_names(self.service, self.instance) or _check_token(self.fencing_token)
+        return _check_names(self.service_name, self.instance_id) or _check_token(self.fencing_token)
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceUpdate:
     """Change what is given (None = keep): version, tags, weight."""
 
-    service: str
-    instance: str
+    service_name: str
+    instance_id: str
     fencing_token: int
     version: str | None
     tags: tuple[str, ...] | None
@@ -128,7 +130,7 @@ class ServiceUpdate:
 
     def check(self) -> str | None:
         return (
-            _check_names(self.service, self.instance)
+            _check_names(self.service_name, self.instance_id)
             or _check_token(self.fencing_token)
             or (None if self.tags is None else _check_tags(self.tags))
             or (None if self.weight is None else check_range("weight", self.weight, 0, 2**32 - 1))
@@ -153,7 +155,7 @@ class Instance:
     tags: tuple[str, ...]
     weight: int
     health: str
-    metadata: tuple[tuple[str, str], ...]
+    custom_metadata: Mapping[str, str]
     registered_at_ms: int
     last_heartbeat_ms: int
     deadline_ms: int
@@ -167,6 +169,7 @@ class ServiceResult:
     fencing_token: int | None = None
     deadline_ms: int | None = None
     was_registered: bool | None = None
+    was_found: bool = False
     instance: Instance | None = None
     instances: tuple[Instance, ...] = ()
     services: tuple[str, ...] = ()
@@ -183,7 +186,7 @@ def _instance(key: str, record: dict[str, Any]) -> Instance:
             tags=tuple(record["tags"]),
             weight=record["weight"],
             health=record["health"],
-            metadata=tuple((k, v) for k, v in sorted(record["metadata"].items())),
+            custom_metadata=MappingProxyType(dict(sorted(record["metadata"].items()))),
             registered_at_ms=record["registered_at_ms"],
             last_heartbeat_ms=record["last_heartbeat_ms"],
             deadline_ms=record["deadline_ms"],
@@ -199,7 +202,7 @@ def _instance(key: str, record: dict[str, Any]) -> Instance:
         or not all(type(record.get(k)) is str for k in strs)
         or not isinstance(record["tags"], list)
         or not all(type(t) is str for t in inst.tags)
-        or not all(type(k) is str and type(v) is str for k, v in inst.metadata)
+        or not all(type(k) is str and type(v) is str for k, v in inst.custom_metadata.items())
     ):
         raise Rejected(f"corrupted data in key '{key}': not a valid service instance")
     return inst
@@ -241,19 +244,19 @@ def _owned(txn: KvTxn, service: str, instance: str, token: int, now_ms: int) -> 
 
 # ---------------------------------------------------------------------------------------- applying --
 def _register(txn: KvTxn, op: ServiceRegister, now_ms: int) -> ServiceResult:
-    key = instance_key(op.service, op.instance)
+    key = instance_key(op.service_name, op.instance_id)
     if txn.get(key) is None and len(txn.scan(PREFIX, limit=MAX_INSTANCES)) >= MAX_INSTANCES:
         raise Rejected(f"registry has {MAX_INSTANCES} instances")
     token = _next_token(txn)
     record: dict[str, Any] = {
-        "service_name": op.service,
-        "instance_id": op.instance,
+        "service_name": op.service_name,
+        "instance_id": op.instance_id,
         "address": op.address,
         "version": op.version,
         "tags": list(op.tags),
         "weight": op.weight,
         "health": "healthy",
-        "metadata": dict(op.metadata),
+        "metadata": dict(op.custom_metadata),
         "registered_at_ms": now_ms,
         "last_heartbeat_ms": now_ms,
         "deadline_ms": now_ms + op.ttl_ms,
@@ -265,11 +268,11 @@ def _register(txn: KvTxn, op: ServiceRegister, now_ms: int) -> ServiceResult:
 
 
 def _deregister(txn: KvTxn, op: ServiceDeregister, now_ms: int) -> ServiceResult:
-    key = instance_key(op.service, op.instance)
-    if _live(txn, op.service, op.instance, now_ms) is None:
+    key = instance_key(op.service_name, op.instance_id)
+    if _live(txn, op.service_name, op.instance_id, now_ms) is None:
         txn.delete(key)  # an expired instance is gone: drop its record
         return ServiceResult(True, was_registered=False)
-    _owned(txn, op.service, op.instance, op.fencing_token, now_ms)
+    _owned(txn, op.service_name, op.instance_id, op.fencing_token, now_ms)
     txn.delete(key)
     return ServiceResult(True, was_registered=True)
 
@@ -277,11 +280,11 @@ def _deregister(txn: KvTxn, op: ServiceDeregister, now_ms: int) -> ServiceResult
 def _modify(
     txn: KvTxn, op: ServiceHeartbeat | ServiceSetHealth | ServiceUpdate, now_ms: int
 ) -> ServiceResult:
-    record = _owned(txn, op.service, op.instance, op.fencing_token, now_ms)
+    record = _owned(txn, op.service_name, op.instance_id, op.fencing_token, now_ms)
     if isinstance(op, ServiceHeartbeat):
         record |= {"last_heartbeat_ms": now_ms, "deadline_ms": now_ms + record["ttl_ms"]}
     elif isinstance(op, ServiceSetHealth):
-        record["health"] = op.health
+        record["health"] = op.status
     else:
         if op.version is not None:
             record["version"] = op.version
@@ -289,7 +292,7 @@ def _modify(
             record["tags"] = list(op.tags)
         if op.weight is not None:
             record["weight"] = op.weight
-    txn.put(instance_key(op.service, op.instance), dump(record))
+    txn.put(instance_key(op.service_name, op.instance_id), dump(record))
     return ServiceResult(True, deadline_ms=record["deadline_ms"])
 
 
@@ -321,7 +324,7 @@ def discover(
     now_ms: int,
     *,
     healthy_only: bool = False,
-    tags: tuple[str, ...] = (),
+    tags: Collection[str] = (),
     version_prefix: str | None = None,
     limit: int = 100,
 ) -> ServiceResult:
@@ -362,7 +365,7 @@ def get(reader: KvReader, service: str, instance: str, now_ms: int) -> ServiceRe
         found = _live(reader, service, instance, now_ms)
     except Rejected as err:
         return ServiceResult(False, error=err.message)
-    return ServiceResult(True, was_registered=found is not None, instance=found[1] if found else None)
+    return ServiceResult(True, was_found=found is not None, instance=found[1] if found else None)
 
 
 LAYER: Final[Layer[ServiceOp, ServiceResult]] = Layer(
@@ -371,6 +374,16 @@ LAYER: Final[Layer[ServiceOp, ServiceResult]] = Layer(
     apply=apply,
     rejected=rejected,
     prefixes=(PREFIX, TOKEN_KEY),
+    # The declared reads (aspen.api.registry) by name, with the requests' field names.
+    queries={
+        "ServiceDiscover": lambda reader, now_ms, service_name, **filters: discover(
+            reader, service_name, now_ms, **filters
+        ),
+        "ServiceList": lambda reader, now_ms, prefix, limit: list_services(reader, prefix, now_ms, limit),
+        "ServiceGetInstance": lambda reader, now_ms, service_name, instance_id: get(
+            reader, service_name, instance_id, now_ms
+        ),
+    },
 )
 
 __all__ = [

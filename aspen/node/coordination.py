@@ -14,7 +14,6 @@ from typing import Any
 from aspen.api.errors import InternalError
 from aspen.kv import KvView, LayerCommand, LayerRejected
 from aspen.layers.framework import Layer, Op
-from aspen.node.coord_service import ServiceHandlers
 from aspen.node.coord_wait import now_ms
 from aspen.node.state import NodeStateMachine
 
@@ -33,9 +32,7 @@ class CoordinationHandlers:
         self._state = state
 
     def handlers(self) -> dict[str, Handler]:
-        return {
-            **ServiceHandlers(self).handlers(),
-        }
+        return {}
 
     async def _propose(self, layer: Layer[Any, Any], op: Op, size: int) -> Any:
         """Check `op` here (a bad request costs no log entry), then propose it with the leader's clock."""

@@ -111,7 +111,7 @@ def test_registry_matches_the_model(steps: list[tuple[ServiceOp | Discover, int]
             assert [i.instance_id for i in res.instances] == expected
             continue
         res = kv.apply(index, through_log(service.LAYER.command(op, now_ms=now)))
-        key = (op.service, op.instance)
+        key = (op.service_name, op.instance_id)
         current = live.get(key)
         if isinstance(op, ServiceRegister):
             assert res.is_success and res.fencing_token is not None and res.fencing_token > last_token
@@ -119,7 +119,7 @@ def test_registry_matches_the_model(steps: list[tuple[ServiceOp | Discover, int]
             model[key] = Rec(
                 last_token, now + op.ttl_ms, op.ttl_ms, "healthy", op.version, op.tags, op.weight
             )
-        elif isinstance(op, ServiceSetHealth) and op.health == "bogus":
+        elif isinstance(op, ServiceSetHealth) and op.status == "bogus":
             assert not res.is_success and "health must be one of" in str(res.error)
         elif isinstance(op, ServiceDeregister) and current is None:
             assert (res.is_success, res.was_registered) == (True, False)
@@ -135,7 +135,7 @@ def test_registry_matches_the_model(steps: list[tuple[ServiceOp | Discover, int]
             elif isinstance(op, ServiceHeartbeat):
                 model[key] = replace(current, deadline=now + current.ttl)
             elif isinstance(op, ServiceSetHealth):
-                model[key] = replace(current, health=op.health)
+                model[key] = replace(current, health=op.status)
             elif isinstance(op, ServiceUpdate):
                 model[key] = replace(
                     current,
