@@ -1,10 +1,9 @@
-"""Wire schema of the coordination requests and responses (reference §4.3, §7), joined into the
-`Request`/`Response` unions of `aspen.api.messages`.
+"""The counter and sequence operations, declared once each (aspen.api.operation), and the import
+of every other family's declarations, so that loading the wire schema declares them all.
 
-Same rules as `messages`: tagged enum on `type`, reference variant and field names, strict
-validation once at the edge. Each layer adds its models here, plus its names to `WRITE_REQUESTS`
-(followers forward them to the leader, clients never retry them blindly) or `READ_REQUESTS`
-(served after a ReadIndex barrier on any node, safe to retry).
+Same rules as `messages`: tagged enum on `type`, the original's variant and field names, strict
+validation once at the edge. A declaration's kind says whether followers forward it and whether a
+client may retry it elsewhere.
 """
 
 from __future__ import annotations
@@ -183,13 +182,7 @@ CoordinationResponse = (
     CounterResult | SignedCounterResult | SequenceResult
 )
 
-#: The requests not declared with `@operation` yet (declared ones carry their kind): none left.
-WRITE_REQUESTS: frozenset[str] = frozenset()
-READ_REQUESTS: frozenset[str] = frozenset()
-
 __all__ = [
-    "READ_REQUESTS",
-    "WRITE_REQUESTS",
     "CoordinationRequest",
     "CoordinationResponse",
     "CounterAdd",

@@ -46,9 +46,9 @@ lock = Family(
 )
 
 _KEY = Annotated[str, Arg()]
-_HOLDER = Annotated[str, Opt("--holder", "Holder id (who takes the lock).")]
-_TTL = Annotated[U64, Opt("--ttl", "Lock lifetime in ms.")]
-_TOKEN = Annotated[U64, Opt("--fencing-token", "Token from acquire.")]
+_HOLDER = Annotated[str, Opt("--holder", "Holder id (who takes the lock).", dest="holder_id")]
+_TTL = Annotated[U64, Opt("--ttl", "Lock lifetime in ms.", dest="ttl_ms")]
+_TOKEN = Annotated[U64, Opt("--fencing-token", "Token from acquire.", dest="fencing_token")]
 
 
 @lock.blocking("acquire", op="LockTryAcquire")
@@ -256,9 +256,9 @@ class RWLockStatusResult(_RwLockBody):
 
 rwlock = Family("rwlock", "Read-write locks: many readers or one writer; waiting writers go first.", "rwlock")
 _NAME = Annotated[str, Arg()]
-_RW_HOLDER = Annotated[str, Opt("--holder", "Holder id.")]
-_RW_TTL = Annotated[U64, Opt("--ttl", "Lifetime in ms.", default=30000)]
-_RW_TOKEN = Annotated[U64, Opt("--fencing-token", "Write token.")]
+_RW_HOLDER = Annotated[str, Opt("--holder", "Holder id.", dest="holder_id")]
+_RW_TTL = Annotated[U64, Opt("--ttl", "Lifetime in ms.", default=30000, dest="ttl_ms")]
+_RW_TOKEN = Annotated[U64, Opt("--fencing-token", "Write token.", dest="fencing_token")]
 
 
 _READ_WAIT = Annotated[U64, Opt("--timeout", "How long to wait for the read lock, in ms.", default=5000)]

@@ -35,7 +35,7 @@ import enum
 import math
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
@@ -54,7 +54,8 @@ class Kind(enum.Enum):
     WRITE = "write"
     #: A WRITE that may wait in the node (lock, semaphore, queue, barrier) for up to its
     #: `timeout_ms` field; its layer says how it waits (`aspen.layers.framework.Wait`). The client
-    #: stretches the request's budget over the wait and re-issues it with the time left (`again`).
+    #: stretches the request's budget over the wait and re-issues it with the time left while
+    #: its result's `status` is `timed_out`.
     BLOCKING = "blocking"
 
     @property
@@ -93,6 +94,8 @@ class Opt:
     parser: str | None = None
     #: The values the CLI accepts (any other is a usage error) when the wire takes any string.
     choices: tuple[str, ...] | None = None
+    #: The click parameter's name (and so its environment variable) when it is not the flag's.
+    dest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +155,6 @@ class OpSpec:
     #: The flat client method's name, or None.
     client: str | None
     cli: Verb | None
-    #: BLOCKING: whether a result says the node's wait ran out (the client then re-issues the
-    #: request with the time left of the caller's `timeout_ms`).
-    again: Callable[[Any], bool] | None = None
     #: Fields of the layer's result the wire result leaves at their default (the original's shape).
     omit: tuple[str, ...] = ()
     #: BLOCKING: the request's field that says how long it may wait, in ms.
@@ -187,7 +187,6 @@ def operation(
     fixed: Mapping[str, Any] | None = None,
     client: str | None = None,
     cli: Verb | None = None,
-    again: Callable[[Any], bool] | None = None,
     omit: tuple[str, ...] = (),
     wait_field: str = "timeout_ms",
 ) -> Any:
@@ -206,7 +205,6 @@ def operation(
             fixed=dict(fixed or {}),
             client=client,
             cli=cli,
-            again=again,
             omit=omit,
             wait_field=wait_field,
         )
@@ -248,14 +246,11 @@ class Family:
         printer: str | None = None,
         label: str | None = None,
         settings: Mapping[str, Any] | None = None,
-        again: Callable[[Any], bool] | None = None,
         omit: tuple[str, ...] = (),
         wait_field: str = "timeout_ms",
-        hand_written: bool = False,
     ) -> Any:
         """Declare the decorated request; `verb` None: no CLI command. The CLI help is the
-        request's docstring; the flat client method is `<group>_<verb>` unless `client` says.
-        `hand_written`: a node handler serves it, not the family's layer."""
+        request's docstring; the flat client method is `<group>_<verb>` unless `client` says."""
         answer = result or self.result
         if answer is None:
             raise TypeError(f"{self.group} {verb}: no result model")
@@ -269,12 +264,11 @@ class Family:
             declare = operation(
                 kind,
                 result=answer,
-                layer=None if hand_written else self.layer,
+                layer=self.layer,
                 layer_op=op,
                 fixed=fixed,
                 client=method,
                 cli=cli,
-                again=again,
                 omit=omit,
                 wait_field=wait_field,
             )

@@ -97,7 +97,7 @@ def _cli_name(param: Param) -> str:
     assert isinstance(param.cli, Opt)
     if param.name == _WAIT:
         return _WAIT_DEST
-    return (param.cli.flag or param.name).lstrip("-").replace("-", "_")
+    return param.cli.dest or (param.cli.flag or param.name).lstrip("-").replace("-", "_")
 
 
 def _click_param(param: Param) -> click.Parameter:

@@ -26,7 +26,6 @@ import blake3
 
 from aspen.api import messages as m
 from aspen.api.codec import decode_response, encode_request, raise_for_error
-from aspen.api.coordination import READ_REQUESTS as COORDINATION_READS
 from aspen.api.errors import (
     AspenError,
     ConnectionFailedError,
@@ -69,7 +68,6 @@ IDEMPOTENT = frozenset(
         "ReadKey",
         "ScanKeys",
         "BatchRead",
-        *COORDINATION_READS,
     }
     | BLOB_IDEMPOTENT
 )

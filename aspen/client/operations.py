@@ -67,7 +67,7 @@ class OperationCalls:
                 lambda left_ms: request.model_copy(update={spec.wait_field: left_ms}),
                 spec.result,
                 getattr(request, spec.wait_field),
-                spec.again or _timed_out,
+                _timed_out,
             )
         response = await self.request(request)
         if spec is not None and not isinstance(response, spec.result):

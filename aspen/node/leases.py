@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -42,20 +42,22 @@ ERR_TTL_NOT_FOUND: Final = "Lease not found or expired"
 EXPIRY_INTERVAL_S: Final = 0.5
 EXPIRY_PROPOSE_TIMEOUT_S: Final = 10.0
 
-Propose = Callable[[Any, int], Awaitable[Any]]
-Barrier = Callable[[bool], Awaitable[None]]
+
+class Seam(Protocol):
+    """What the lease handlers need of the node: the `Proposer` (aspen.node.proposer)."""
+
+    async def propose(self, command: Any, size: int) -> Any: ...
+
+    async def barrier(self, stale: bool = False) -> None: ...
 
 
 class LeaseService:
-    """Handlers for the lease requests; `NodeService` registers them and calls `_propose`/`_barrier`
-    through the callables given here (so this module needs nothing else from it)."""
+    """Handlers for the lease requests, over the node's one seam to the state machine."""
 
-    def __init__(
-        self, state: kv.KvStateMachine, propose: Propose, barrier: Barrier, clock: Callable[[], int] = now_ms
-    ) -> None:
+    def __init__(self, state: kv.KvStateMachine, proposer: Seam, clock: Callable[[], int] = now_ms) -> None:
         self._kv = state
-        self._propose = propose
-        self._barrier = barrier
+        self._propose = proposer.propose
+        self._barrier = proposer.barrier
         self._clock = clock
 
     def handlers(self) -> dict[str, Callable[[Any], Awaitable[Any]]]:

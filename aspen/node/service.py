@@ -28,7 +28,6 @@ from aspen.api.codec import (
     encode_response,
     raise_for_error,
 )
-from aspen.api.coordination import WRITE_REQUESTS as COORDINATION_WRITES
 from aspen.api.errors import (
     AspenError,
     InternalError,
@@ -41,7 +40,6 @@ from aspen.api.errors import (
 from aspen.api.lease_messages import LEASE_WRITES
 from aspen.api.operation import OPERATIONS
 from aspen.node.backup import SnapshotExports, encode_image
-from aspen.node.coordination import CoordinationHandlers
 from aspen.node.dispatch import Dispatch
 from aspen.node.leases import LeaseService
 from aspen.node.logsetup import REQUEST
@@ -144,12 +142,7 @@ def _refuse_reserved_writes(request: m.Request) -> None:
 #: Requests only the leader can order. A follower forwards them to the leader it knows (reads stay
 #: local: a follower serves them after a ReadIndex round through the leader). Lease writes are
 #: forwarded like KV writes (aspen.api.lease_messages).
-FORWARDED = (
-    PROPOSED_BY_FOLLOWERS
-    | {"AddLearner", "ChangeMembership", "PromoteLearner"}
-    | COORDINATION_WRITES
-    | LEASE_WRITES
-)
+FORWARDED = PROPOSED_BY_FOLLOWERS | {"AddLearner", "ChangeMembership", "PromoteLearner"} | LEASE_WRITES
 RELAYED = FORWARDED - PROPOSED_BY_FOLLOWERS
 
 
@@ -219,10 +212,7 @@ class NodeService:
             "BatchWrite": self._batch_write,
             "ConditionalBatchWrite": self._conditional_batch_write,
         }
-        self._handlers |= CoordinationHandlers(
-            propose=self._propose, barrier=self._barrier, state=state
-        ).handlers()
-        self._handlers |= LeaseService(state.kv, self._propose, self._barrier).handlers()
+        self._handlers |= LeaseService(state.kv, self.proposer).handlers()
 
     def register(self, handlers: dict[str, Handler]) -> None:
         """Serve more request kinds (e.g. the blob service's), through the same boundary."""

@@ -38,7 +38,7 @@ class Applier:
         self.proposed.append(command)
         return self.machine.apply(self.machine.applied_index + 1, command)
 
-    async def barrier(self, stale: bool) -> None:
+    async def barrier(self, stale: bool = False) -> None:
         self.barriers.append(stale)
 
 
@@ -46,7 +46,7 @@ def setup() -> tuple[kv.KvStateMachine, Applier, Clock, LeaseService]:
     machine = kv.KvStateMachine()
     applier = Applier(machine)
     clock = Clock()
-    return machine, applier, clock, LeaseService(machine, applier.propose, applier.barrier, clock)
+    return machine, applier, clock, LeaseService(machine, applier, clock)
 
 
 def test_commands_carry_the_proposers_clock() -> None:
