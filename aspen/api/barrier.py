@@ -56,6 +56,3 @@ class BarrierStatus(WireModel):
 
     type: Literal["BarrierStatus"] = "BarrierStatus"
     name: _NAME
-
-
-__all__ = ["BarrierEnter", "BarrierLeave", "BarrierResult", "BarrierStatus"]

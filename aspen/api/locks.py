@@ -343,39 +343,3 @@ class RWLockStatus(_Model):
 
     type: Literal["RWLockStatus"] = "RWLockStatus"
     name: _NAME
-
-
-__all__ = [
-    "LockAcquire",
-    "LockRelease",
-    "LockRenew",
-    "LockResult",
-    "LockSetAcquire",
-    "LockSetRelease",
-    "LockSetRenew",
-    "LockSetResult",
-    "LockSetTryAcquire",
-    "LockTryAcquire",
-    "RWLockAcquireRead",
-    "RWLockAcquireReadResult",
-    "RWLockAcquireWrite",
-    "RWLockAcquireWriteResult",
-    "RWLockDowngrade",
-    "RWLockDowngradeResult",
-    "RWLockReleaseRead",
-    "RWLockReleaseReadResult",
-    "RWLockReleaseWrite",
-    "RWLockReleaseWriteResult",
-    "RWLockStatus",
-    "RWLockStatusResult",
-    "RWLockTryAcquireRead",
-    "RWLockTryAcquireReadResult",
-    "RWLockTryAcquireWrite",
-    "RWLockTryAcquireWriteResult",
-    "RateLimiterAcquire",
-    "RateLimiterAvailable",
-    "RateLimiterReset",
-    "RateLimiterResult",
-    "RateLimiterTryAcquire",
-    "check_rate",
-]

@@ -12,8 +12,8 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
+from aspen.api import coordination as _coordination  # noqa: F401  (declares every coordination operation)
 from aspen.api.blob_messages import BlobRequest, BlobResponse
-from aspen.api.coordination import CoordinationRequest, CoordinationResponse
 from aspen.api.lease_messages import LeaseRequest, LeaseResponse
 from aspen.api.limits import MAX_BATCH_READ_KEYS, MAX_SCAN_LIMIT
 from aspen.api.wire import U64, NodeIdField, at_most, int_range
@@ -219,7 +219,6 @@ Request = Annotated[
     | BatchRead
     | BatchWrite
     | ConditionalBatchWrite
-    | CoordinationRequest
     | LeaseRequest
     | BlobRequest,
     Field(discriminator="type"),
@@ -471,7 +470,6 @@ Response = Annotated[
     | BatchReadResult
     | BatchWriteResult
     | ConditionalBatchWriteResult
-    | CoordinationResponse
     | LeaseResponse
     | BlobResponse,
     Field(discriminator="type"),

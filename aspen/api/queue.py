@@ -283,33 +283,3 @@ class QueueRedriveDLQ(WireModel):
     type: Literal["QueueRedriveDLQ"] = "QueueRedriveDLQ"
     queue_name: _QUEUE
     item_id: Annotated[U64, Arg()]
-
-
-__all__ = [
-    "QueueAck",
-    "QueueCreate",
-    "QueueCreateResult",
-    "QueueDLQItem",
-    "QueueDelete",
-    "QueueDeleteResult",
-    "QueueDequeue",
-    "QueueDequeueResult",
-    "QueueDequeueWait",
-    "QueueDequeuedItem",
-    "QueueEnqueue",
-    "QueueEnqueueBatch",
-    "QueueEnqueueBatchResult",
-    "QueueEnqueueItem",
-    "QueueEnqueueResult",
-    "QueueExtendVisibility",
-    "QueueGetDLQ",
-    "QueueGetDLQResult",
-    "QueueNack",
-    "QueueOpResult",
-    "QueuePeek",
-    "QueuePeekResult",
-    "QueuePeekedItem",
-    "QueueRedriveDLQ",
-    "QueueStatus",
-    "QueueStatusResult",
-]

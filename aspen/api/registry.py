@@ -165,21 +165,3 @@ class ServiceUpdateMetadata(WireModel):
     version: Annotated[str | None, Opt("--svc-version", "New version.")] = None
     tags: Annotated[list[str] | None, Opt(help="New comma-separated tags.", parser="tags")] = None
     weight: Annotated[U32 | None, Opt(help="New weight.")] = None
-
-
-__all__ = [
-    "ServiceDeregister",
-    "ServiceDiscover",
-    "ServiceDiscoverResult",
-    "ServiceGetInstance",
-    "ServiceGetInstanceResult",
-    "ServiceHeartbeat",
-    "ServiceInstanceInfo",
-    "ServiceList",
-    "ServiceListResult",
-    "ServiceOpResult",
-    "ServiceRegister",
-    "ServiceRegisterResult",
-    "ServiceUpdateHealth",
-    "ServiceUpdateMetadata",
-]

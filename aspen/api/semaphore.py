@@ -79,12 +79,3 @@ class SemaphoreStatus(WireModel):
 
     type: Literal["SemaphoreStatus"] = "SemaphoreStatus"
     name: _NAME
-
-
-__all__ = [
-    "SemaphoreAcquire",
-    "SemaphoreRelease",
-    "SemaphoreResult",
-    "SemaphoreStatus",
-    "SemaphoreTryAcquire",
-]
