@@ -30,11 +30,11 @@ must be applied by every live member (`LivenessFailure` otherwise).
 from __future__ import annotations
 
 import random
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
+from raft_unsafe import allow_unsafe_commit_previous_term
 
 from aspen.raft.core import (
     ConfChange,
@@ -66,26 +66,11 @@ from aspen.raft.core.plan import (
     Step,
     plan,
 )
-from aspen.raft.core.raft import Raft
 
 MT = MessageType
 
 #: How a Ready is turned into steps: the driver's own `plan` unless a test swaps in a wrong one.
 Planner = Callable[[Ready, HardState], tuple[Step, ...]]
-
-
-def _unsafe_maybe_commit(self: Raft) -> bool:
-    """Commit by counting replicas of previous-term entries (unsafe, the Raft paper's Figure 8)."""
-    mci = self.prs.committed()
-    if mci > self.log.committed:
-        self.log.commit_to(mci)
-        return True
-    return False
-
-
-def allow_unsafe_commit_previous_term(raft: Raft) -> None:
-    """Flip the current-term commit rule on one `Raft`, to prove the checks catch a violation."""
-    raft.maybe_commit = types.MethodType(_unsafe_maybe_commit, raft)  # type: ignore[method-assign]
 
 
 class SafetyViolation(AssertionError):

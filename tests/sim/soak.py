@@ -14,6 +14,7 @@ from pathlib import Path
 
 # Run as `python -m tests.sim.soak`: make the simulator importable the way pytest sees it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from raftsim import run_seed
 

@@ -7,7 +7,6 @@ messages are queued and delivered in FIFO order by `stabilize()`; links can be c
 from __future__ import annotations
 
 import random
-import types
 from collections import deque
 
 from aspen.raft.core import (
@@ -17,26 +16,11 @@ from aspen.raft.core import (
     EntryType,
     MemoryStorage,
     Message,
-    Raft,
     RawNode,
     ReadState,
     StateRole,
     decode_conf_change,
 )
-
-
-def _unsafe_maybe_commit(self: Raft) -> bool:
-    """Commit by counting replicas of previous-term entries (unsafe, the Raft paper's Figure 8)."""
-    mci = self.prs.committed()
-    if mci > self.log.committed:
-        self.log.commit_to(mci)
-        return True
-    return False
-
-
-def allow_unsafe_commit_previous_term(raft: Raft) -> None:
-    """Flip the current-term commit rule on one `Raft` (tests that prove a violation is caught)."""
-    raft.maybe_commit = types.MethodType(_unsafe_maybe_commit, raft)  # type: ignore[method-assign]
 
 
 def make_storage(voters: list[int], learners: list[int] | None = None) -> MemoryStorage:

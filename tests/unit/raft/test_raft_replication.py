@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from raft_helpers import Cluster, allow_unsafe_commit_previous_term, make_config, make_storage
+from raft_helpers import Cluster, make_config, make_storage
+from raft_unsafe import allow_unsafe_commit_previous_term
 
 from aspen.raft.core import (
     Entry,
