@@ -59,7 +59,8 @@ def group_of(name: str) -> click.Group:
 
 
 #: A request's `timeout_ms` is how long a BLOCKING command waits: its `--timeout` replaces the global
-#: per-request one on that command (aspen.cli.waiting), under a name the global one does not take.
+#: per-request one on that command (the RPC budget is then given before the group:
+#: `aspen-cli --timeout 60000 lock acquire …`), under a name the global one does not take.
 _WAIT = "timeout_ms"
 _WAIT_DEST = "wait_ms"
 
