@@ -1,4 +1,4 @@
-"""Property test: the service registry against a model (reference §7.10, library semantics),
+"""Property test: the service registry against a model (the original's coordination-library semantics),
 through the log codec and `KvStateMachine.apply` with explicit time: fencing tokens strictly
 increase across the whole registry, only the current token may act on an instance, expired
 instances are gone, discover filters by health, tags and version prefix."""
