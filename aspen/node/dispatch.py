@@ -102,17 +102,6 @@ def _op_value(value: Any) -> Any:
     return value
 
 
-def _size(value: Any) -> int:
-    """Bytes of the strings and bytes in an op (the bulk of its log entry), nested ones included."""
-    if isinstance(value, str | bytes):
-        return len(value)
-    if isinstance(value, tuple):
-        return sum(_size(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return sum(_size(getattr(value, f.name)) for f in dataclasses.fields(value))
-    return 0
-
-
 def _request_args(spec: OpSpec, request: WireModel) -> dict[str, Any]:
     args = {n: getattr(request, n) for n in type(request).model_fields if n != "type"}
     return {**args, **spec.fixed}
@@ -146,7 +135,7 @@ def _write_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) -> 
         error = op.check()
         if error is not None:
             return _rejected(spec, layer, error)
-        return wire_result(spec, await proposer.propose_op(layer, op, _size(op)))
+        return wire_result(spec, await proposer.propose_op(layer, op))
 
     return handle
 
@@ -194,8 +183,7 @@ def _blocking_handler(proposer: Proposer, spec: OpSpec, layer: Layer[Any, Any]) 
             blocked = None if announce else wait.blocked(proposer.view(), proposer.now_ms(), op)
             if blocked is None:
                 announce = False
-                current = attempt()
-                result = await proposer.propose_op(layer, current, _size(current))
+                result = await proposer.propose_op(layer, attempt())
                 if wait.settle is not None:
                     # The attempt registered us; the answer comes from the state as it settles.
                     while isinstance(

@@ -1,14 +1,16 @@
 """The one seam between a node's request handlers and its state machine.
 
 A handler gets a `Proposer` and nothing else of the node: it proposes commands (a layer op is
-checked first, so a bad request costs no log entry, then stamped with this node's clock: handlers of
-writes run only on the leader, so it is the leader's clock that enters the log), waits for a
+stamped with this node's clock: handlers of writes run only on the leader, so it is the leader's
+clock that enters the log; the handler has checked the op, so a bad request costs no log entry, and
+apply checks it again), waits for a
 linearizable read barrier, reads the applied state, reads the clock, and waits for the applied
 state to change (`waiter`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aspen.api.errors import InternalError
@@ -26,10 +28,15 @@ READ_TIMEOUT_S = 5.0
 _OVERHEAD = 64
 
 
-def op_size(op: Op) -> int:
-    """Bytes of the op's string and bytes arguments (the bulk of its log entry)."""
-    fields = getattr(op, "__slots__", ())
-    return sum(len(v) for v in (getattr(op, f) for f in fields) if isinstance(v, str | bytes))
+def op_size(value: Any) -> int:
+    """Bytes of the strings and bytes in an op (the bulk of its log entry), nested ones included."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(op_size(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(op_size(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return 0
 
 
 class Proposer:
@@ -44,13 +51,10 @@ class Proposer:
         entry to the leader itself (plain KV writes, which carry no clock)."""
         return await self._raft.propose(command, size=size, timeout=WRITE_TIMEOUT_S, forward=forward)
 
-    async def propose_op(self, layer: Layer[Any, Any], op: Op, size: int | None = None) -> Any:
-        """Check `op`, then propose it with this (the leader's) clock; the layer's result."""
-        error = op.check()
-        if error is not None:
-            return layer.rejected(error)
+    async def propose_op(self, layer: Layer[Any, Any], op: Op) -> Any:
+        """Propose the (checked) `op` with this, the leader's, clock; the layer's result."""
         cmd: LayerCommand = layer.command(op, self.now_ms())
-        result = await self.propose(cmd, (op_size(op) if size is None else size) + _OVERHEAD)
+        result = await self.propose(cmd, op_size(op) + _OVERHEAD)
         if isinstance(result, LayerRejected):  # this node's machine lacks the layer: a build mismatch
             raise InternalError(result.error)
         return result

@@ -26,7 +26,7 @@ class LocalProposer:
         self.kv = KvStateMachine(layers=APPLIERS)
         self.logged: list[LayerCommand] = []
 
-    async def propose_op(self, layer: Layer[Any, Any], op: Op, size: int | None = None) -> Any:
+    async def propose_op(self, layer: Layer[Any, Any], op: Op) -> Any:
         error = op.check()
         if error is not None:
             return layer.rejected(error)

@@ -24,6 +24,7 @@ from aspen.kv.layer import KvReader, KvTxn
 from aspen.layers.framework import Layer, check_user_key, drawn
 from aspen.layers.records import dump, load
 from aspen.node.dispatch import Dispatch
+from aspen.node.proposer import op_size
 
 PREFIX = "__coord:shape:"
 
@@ -155,8 +156,8 @@ class _Proposer:
         self.kv = KvStateMachine(layers={"shape": LAYER})
         self.proposed: list[tuple[Any, int | None]] = []
 
-    async def propose_op(self, layer: Layer[Any, Any], op: Any, size: int | None = None) -> Any:
-        self.proposed.append((op, size))
+    async def propose_op(self, layer: Layer[Any, Any], op: Any) -> Any:
+        self.proposed.append((op, op_size(op)))  # the size the real Proposer proposes it with
         error = op.check()
         return layer.rejected(error) if error else self.kv.apply(len(self.proposed), layer.command(op, 7))
 
